@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Shared helpers for the project's set-up scripts (sourced, not run).
+# Everything here is idempotent: a second call finds the work done and returns quickly.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ONMETAL_VENV:-$ROOT/.venv}"
+export ROOT VENV
+
+# Debian packages the controller needs: the engine (docker.io from Debian), iptables for it,
+# debootstrap for the rig's images, udev for udevadm rule checks, busybox-static for tiny test images.
+HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+phase_start() { PHASE_NAME="$1"; PHASE_T0=$(date +%s); log "$1"; }
+phase_end() {
+  local t=$(( $(date +%s) - PHASE_T0 ))
+  printf '%-40s %5ss\n' "$PHASE_NAME" "$t" >>"${ONMETAL_TIMINGS:-/dev/null}"
+  log "$PHASE_NAME: ${t}s"
+}
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "This needs root (it installs Debian packages and runs a Docker engine); run it with sudo." >&2
+    exit 1
+  fi
+}
+
+ensure_host_packages() {
+  local missing=()
+  for p in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "creating Python venv $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+  echo "$want" >"$stamp"
+}
+
+# The Docker engine on the controller: systemd when it is PID 1, else dockerd started directly.
+ensure_engine() {
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(ps -o comm= -p 1 2>/dev/null)" = systemd ]; then
+    systemctl start docker
+  else
+    log "starting dockerd (no systemd): log in /var/log/onmetal-dockerd.log"
+    nohup dockerd >/var/log/onmetal-dockerd.log 2>&1 &
+    echo $! >/run/onmetal-dockerd.pid
+  fi
+  local i
+  for i in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "The Docker engine did not answer within 60 s; see /var/log/onmetal-dockerd.log" >&2
+  exit 1
+}
+
+activate() {
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:${ANSIBLE_COLLECTIONS_PATH:-}"
+  mkdir -p "$ROOT/.cache/collections/ansible_collections/onmetal"
+  [ -L "$ROOT/.cache/collections/ansible_collections/onmetal/faas" ] ||
+    ln -s "$ROOT" "$ROOT/.cache/collections/ansible_collections/onmetal/faas"
+}
+
+bootstrap() {
+  need_root
+  ensure_host_packages
+  ensure_venv
+  ensure_engine
+  activate
+}

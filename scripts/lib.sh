@@ -7,8 +7,9 @@ VENV="${ONMETAL_VENV:-$ROOT/.venv}"
 export ROOT VENV
 
 # Debian packages the controller needs: the engine (docker.io from Debian), iptables for it,
-# debootstrap for the rig's images, udev for udevadm rule checks, busybox-static for tiny test images.
-HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar)
+# debootstrap for the rig's images, udev for udevadm rule checks, busybox-static for tiny test images,
+# and ShellCheck, which ansible-test sanity runs on these scripts.
+HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar shellcheck)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -63,13 +64,31 @@ ensure_engine() {
     nohup dockerd >/var/log/onmetal-dockerd.log 2>&1 &
     echo $! >/run/onmetal-dockerd.pid
   fi
-  local i
-  for i in $(seq 1 60); do
+
+  for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
     sleep 1
   done
   echo "The Docker engine did not answer within 60 s; see /var/log/onmetal-dockerd.log" >&2
   exit 1
+}
+
+# ansible-test downloads get-pip.py from a host outside the registries; it reads a saved copy first.
+ensure_ansible_test_pip() {
+  local version
+  version=$("$VENV/bin/python" - <<'PY' 2>/dev/null || true
+from ansible_test._internal.python_requirements import get_venv_packages
+from ansible_test._internal.host_configs import NativePythonConfig
+import sys
+print(get_venv_packages(NativePythonConfig(version="%d.%d" % sys.version_info[:2], path=sys.executable))["pip"])
+PY
+)
+  [ -n "$version" ] || version=24.2
+  local dest="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
+  if ! cmp -s "$ROOT/scripts/ansible_test_get_pip.py" "$dest" 2>/dev/null; then
+    mkdir -p "$(dirname "$dest")"
+    cp "$ROOT/scripts/ansible_test_get_pip.py" "$dest"
+  fi
 }
 
 activate() {
@@ -87,4 +106,5 @@ bootstrap() {
   ensure_venv
   ensure_engine
   activate
+  ensure_ansible_test_pip
 }

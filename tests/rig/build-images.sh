@@ -10,7 +10,6 @@
 # nothing; ":current" always names the newest build. The Debian mirror is read from the machine's
 # apt configuration (never hard-coded).
 set -euo pipefail
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SUITE="${ONMETAL_RIG_SUITE:-bookworm}"
 NODE_PACKAGES="systemd systemd-sysv dbus iproute2 iputils-ping procps ca-certificates python3-apt kmod curl"
 NODE_CACHED_DEBS="docker.io python3-docker iptables"

@@ -1,0 +1,17 @@
+# Copyright (c) onmetal.faas contributors
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options shared by the modules that read block devices from sysfs.
+    DOCUMENTATION = r"""
+options:
+  sysfs_root:
+    description:
+      - Root of the sysfs tree to read and write, that is the directory that contains C(block/).
+      - Only change this for tests that use a fake tree, or for a host's sysfs mounted elsewhere.
+    type: path
+    default: /sys
+"""

@@ -1,0 +1,80 @@
+# Copyright (c) onmetal.faas contributors
+# MIT License (see galaxy.yml)
+"""Filters for I/O scheduler names and recommendations (docs in mq_scheduler.yml, recommended_scheduler.yml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
+
+DEFAULT_RECOMMENDATIONS = {
+    "nvme": "none",
+    "virtio": "none",
+    "rotational": "mq-deadline",
+    "nonrotational": "mq-deadline",
+}
+
+
+def mq_scheduler(name, legacy=False):
+    """Translate a scheduler name to blk-mq naming (or to legacy single-queue naming)."""
+    if not isinstance(name, str) or not name.strip():
+        raise AnsibleFilterError(f"mq_scheduler expects a scheduler name such as 'noop' or 'mq-deadline'; got {name!r}")
+    return bd.canonical_scheduler(name.strip(), "legacy" if legacy else "blk-mq")
+
+
+def _device_class(name, facts):
+    kind = bd.device_kind(name)
+    if kind in ("nvme", "virtio"):
+        return kind
+    return "rotational" if str(facts.get("rotational")) == "1" else "nonrotational"
+
+
+def recommended_scheduler(devices, recommendations=None, include_virtual=False):
+    """Map ``ansible_devices`` to ``{device: recommended scheduler}``."""
+    if not isinstance(devices, Mapping):
+        raise AnsibleFilterError(
+            "recommended_scheduler expects the ansible_devices fact (a mapping of device name to facts); "
+            f"got {type(devices).__name__}"
+        )
+    table = dict(DEFAULT_RECOMMENDATIONS)
+    if recommendations:
+        if not isinstance(recommendations, Mapping):
+            raise AnsibleFilterError(
+                "recommended_scheduler: recommendations must map device classes to schedulers, "
+                f"e.g. {{'rotational': 'bfq'}}; got {recommendations!r}"
+            )
+        unknown = sorted(set(recommendations) - set(DEFAULT_RECOMMENDATIONS))
+        if unknown:
+            raise AnsibleFilterError(
+                f"recommended_scheduler: unknown device class {', '.join(unknown)} in recommendations; "
+                f"expected: {', '.join(DEFAULT_RECOMMENDATIONS)}"
+            )
+        table.update(recommendations)
+    out = {}
+    for name in sorted(devices):
+        facts = devices[name] or {}
+        if not isinstance(facts, Mapping):
+            raise AnsibleFilterError(f"recommended_scheduler: facts of device {name!r} are not a mapping: {facts!r}")
+        if bd.device_kind(name) in bd.VIRTUAL_KINDS and not include_virtual:
+            continue
+        current = facts.get("scheduler_mode") or ""
+        if not current:
+            continue  # no scheduler at all (zram, md, ...)
+        choice = table[_device_class(name, facts)]
+        if bd.scheduler_flavor([current]) == "legacy":
+            choice = bd.canonical_scheduler(choice, "legacy")
+        out[name] = choice
+    return out
+
+
+class FilterModule:
+    """I/O scheduler filters."""
+
+    def filters(self):
+        return {
+            "mq_scheduler": mq_scheduler,
+            "recommended_scheduler": recommended_scheduler,
+        }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every test, in order: lint (yamllint, ansible-lint production, ruff), ansible-test sanity, the
+# collection build and install, pytest (unit and role tests), integration targets on real block
+# devices and a real swarm, then Molecule's default scenario. Sets up what it needs first.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+export ONMETAL_TIMINGS="${ONMETAL_TIMINGS:-$ROOT/.cache/test-timings.txt}"
+mkdir -p "$ROOT/.cache"; : >"$ONMETAL_TIMINGS"
+export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
+T0=$(date +%s)
+
+phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
+phase_start "rig images"; tests/rig/build-images.sh; phase_end
+
+phase_start "yamllint"; yamllint --strict .; phase_end
+phase_start "ansible-lint (production)"; ansible-lint --offline -q; phase_end
+phase_start "ruff"; ruff check .; ruff format --check .; phase_end
+
+# ansible-test wants the collection at .../ansible_collections/onmetal/faas: a copy of the tracked and
+# untracked-but-not-ignored files, as a git work tree of its own.
+COLL_PARENT=$(mktemp -d /tmp/onmetal-ci.XXXXXX)
+trap 'rm -rf "$COLL_PARENT"' EXIT
+COLL="$COLL_PARENT/ansible_collections/onmetal/faas"
+mkdir -p "$COLL"
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -c | tar -C "$COLL" -x
+(cd "$COLL" && git init -q && git add -A)
+
+phase_start "ansible-test sanity"
+(cd "$COLL" && ansible-test sanity --python 3.11 --requirements --color no 2>&1 | grep -v 'is ignored: it is neither')
+phase_end
+
+phase_start "collection build, install, ansible-doc"
+rm -rf "$COLL_PARENT/build" && mkdir -p "$COLL_PARENT/build/install"
+ansible-galaxy collection build --force --output-path "$COLL_PARENT/build" .
+ansible-galaxy collection install --offline --no-deps -p "$COLL_PARENT/build/install" "$COLL_PARENT"/build/onmetal-faas-*.tar.gz
+ANSIBLE_COLLECTIONS_PATH="$COLL_PARENT/build/install" ansible-doc -t role -l onmetal.faas | tee "$COLL_PARENT/roles.txt"
+for role in docker_engine swarm; do
+  grep -q "^onmetal.faas.$role " "$COLL_PARENT/roles.txt" || { echo "ansible-doc does not list role $role" >&2; exit 1; }
+  ANSIBLE_COLLECTIONS_PATH="$COLL_PARENT/build/install" ansible-doc -t role "onmetal.faas.$role" >/dev/null
+done
+phase_end
+
+phase_start "pytest"
+pytest -p no:cacheprovider -o console_output_style=classic tests/unit tests/roles
+phase_end
+
+for target in tests/integration/targets/*/; do
+  [ -d "$target" ] || continue
+  name=$(basename "$target")
+  phase_start "integration: $name"
+  (cd "$COLL" && ansible-test integration --python 3.11 --local --color no "$name")
+  phase_end
+done
+
+phase_start "molecule default"; molecule test -s default; phase_end
+
+log "all tests passed in $(( $(date +%s) - T0 ))s"
+cat "$ONMETAL_TIMINGS"

@@ -21,7 +21,8 @@ def test_readme_lists_every_role_variable():
 
 
 def test_every_role_has_an_argument_spec_and_is_documented():
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
     for role in sorted(os.listdir(os.path.join(ROOT, "roles"))):
         assert os.path.exists(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")), role
         assert f"### `onmetal.faas.{role}`" in readme, role

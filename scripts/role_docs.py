@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Render every role's variables from its meta/argument_specs.yml into README.md.
 
-    python scripts/role_docs.py          rewrite the block between the README's markers
-    python scripts/role_docs.py --check  exit 1 when the README is out of date (run by the tests)
+python scripts/role_docs.py          rewrite the block between the README's markers
+python scripts/role_docs.py --check  exit 1 when the README is out of date (run by the tests)
 """
 
 from __future__ import annotations

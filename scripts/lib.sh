@@ -94,7 +94,7 @@ PY
 activate() {
   # shellcheck disable=SC1091
   . "$VENV/bin/activate"
-  export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:${ANSIBLE_COLLECTIONS_PATH:-}"
+  export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
   mkdir -p "$ROOT/.cache/collections/ansible_collections/onmetal"
   [ -L "$ROOT/.cache/collections/ansible_collections/onmetal/faas" ] ||
     ln -s "$ROOT" "$ROOT/.cache/collections/ansible_collections/onmetal/faas"

@@ -32,13 +32,23 @@ phase_start "ansible-test sanity"
 phase_end
 
 phase_start "collection build, install, ansible-doc"
-rm -rf "$COLL_PARENT/build" && mkdir -p "$COLL_PARENT/build/install"
+# From the built tarball only: the checkout's own collection path is left out of this phase.
+INSTALL="$COLL_PARENT/build/install"
+rm -rf "$COLL_PARENT/build" && mkdir -p "$INSTALL"
 ansible-galaxy collection build --force --output-path "$COLL_PARENT/build" .
-ansible-galaxy collection install --offline --no-deps -p "$COLL_PARENT/build/install" "$COLL_PARENT"/build/onmetal-faas-*.tar.gz
-ANSIBLE_COLLECTIONS_PATH="$COLL_PARENT/build/install" ansible-doc -t role -l onmetal.faas | tee "$COLL_PARENT/roles.txt"
-for role in docker_engine swarm; do
-  grep -q "^onmetal.faas.$role " "$COLL_PARENT/roles.txt" || { echo "ansible-doc does not list role $role" >&2; exit 1; }
-  ANSIBLE_COLLECTIONS_PATH="$COLL_PARENT/build/install" ansible-doc -t role "onmetal.faas.$role" >/dev/null
+ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-galaxy collection install --offline --no-deps --force \
+  -p "$INSTALL" "$COLL_PARENT"/build/onmetal-faas-*.tar.gz
+ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -t role -l onmetal.faas | tee "$COLL_PARENT/roles.txt"
+for role in disk_tuning docker_engine swarm; do
+  grep -q "^onmetal.faas.$role:" "$COLL_PARENT/roles.txt" || { echo "ansible-doc does not list role $role" >&2; exit 1; }
+  ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -t role "onmetal.faas.$role" >/dev/null
+done
+ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -l onmetal.faas
+for plugin in $(git ls-files 'plugins/modules/*.py' | xargs -n1 basename | sed 's/\.py$//'); do
+  ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc "onmetal.faas.$plugin" >/dev/null
+done
+for plugin in $(git ls-files 'plugins/filter/*.yml' | xargs -n1 basename | sed 's/\.yml$//'); do
+  ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -t filter "onmetal.faas.$plugin" >/dev/null
 done
 phase_end
 

@@ -15,6 +15,8 @@ phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
 phase_start "rig images"; tests/rig/build-images.sh; phase_end
 
 phase_start "yamllint"; yamllint --strict .; phase_end
+# ansible-lint installs a copy of this collection under .ansible/ and reuses it: drop a stale one first.
+rm -rf .ansible/collections/ansible_collections/onmetal
 phase_start "ansible-lint (production)"; ansible-lint --offline -q; phase_end
 phase_start "ruff"; ruff check .; ruff format --check .; phase_end
 

@@ -1,0 +1,596 @@
+# Copyright (c) onmetal.faas contributors
+# MIT License (see galaxy.yml)
+"""Talk to the engine for swarm_stack: read the stack, apply a plan, wait, roll back.
+
+The engine is an object with the small interface of :class:`DockerApiEngine` (an adapter over
+the Docker SDK's low-level ``APIClient``).  Unit tests pass a fake with the same methods; the clock
+and ``sleep`` are injected too.
+"""
+
+import copy
+import datetime
+import re
+import time
+
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
+    HASH_LABEL,
+    STACK_LABEL,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import spec_hash
+
+
+class StackError(Exception):
+    """A failure with a message for the user; ``details`` is merged into the module result."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.details = details
+
+
+class DockerApiEngine:
+    """The engine operations swarm_stack needs, over ``docker.APIClient``.
+
+    Every method is one Engine API request, so the number of calls a run makes is easy to reason
+    about (and is counted in ``calls``).
+    """
+
+    def __init__(self, api, auth_module=None):
+        self.api = api
+        self._auth = auth_module
+        self.calls = 0
+
+    def _count(self):
+        self.calls += 1
+
+    def info(self):
+        self._count()
+        return self.api.info()
+
+    def services(self, stack):
+        """Services of one stack; with ``stack=None`` the services of every stack."""
+        self._count()
+        label = STACK_LABEL if stack is None else f"{STACK_LABEL}={stack}"
+        return self.api.services(filters={"label": label})
+
+    def tasks(self, service_ids):
+        self._count()
+        return self.api.tasks(filters={"service": list(service_ids)})
+
+    def networks(self):
+        self._count()
+        return self.api.networks()
+
+    def secrets(self):
+        self._count()
+        return self.api.secrets()
+
+    def configs(self):
+        self._count()
+        return self.api.configs()
+
+    def create_network(self, spec):
+        self._count()
+        result = self.api.create_network(
+            spec["Name"],
+            driver=spec.get("Driver"),
+            options=spec.get("Options") or None,
+            ipam=spec.get("IPAM"),
+            internal=spec.get("Internal", False),
+            labels=spec.get("Labels"),
+            attachable=spec.get("Attachable", False),
+            scope="swarm" if spec.get("Driver") == "overlay" else None,
+        )
+        return result["Id"]
+
+    def remove_network(self, net_id):
+        self._count()
+        self.api.remove_network(net_id)
+
+    def create_secret(self, name, data, labels):
+        self._count()
+        return self.api.create_secret(name, data, labels=labels)["ID"]
+
+    def remove_secret(self, secret_id):
+        self._count()
+        self.api.remove_secret(secret_id)
+
+    def create_config(self, name, data, labels):
+        self._count()
+        return self.api.create_config(name, data, labels=labels)["ID"]
+
+    def remove_config(self, config_id):
+        self._count()
+        self.api.remove_config(config_id)
+
+    def registry_auth(self, image):
+        """The X-Registry-Auth header for the image's registry from the client's config, or None."""
+        if self._auth is None:
+            return None
+        registry, _repo = self._auth.resolve_repository_name(image)
+        return self._auth.get_config_header(self.api, registry)
+
+    def create_service(self, spec, auth_header=None):
+        self._count()
+        headers = {"X-Registry-Auth": auth_header} if auth_header else {}
+        url = self.api._url("/services/create")
+        return self.api._result(self.api._post_json(url, data=spec, headers=headers), True)["ID"]
+
+    def update_service(self, service_id, version, spec, auth_header=None, rollback=False):
+        self._count()
+        headers = {"X-Registry-Auth": auth_header} if auth_header else {}
+        params = {"version": version}
+        if rollback:
+            params["rollback"] = "previous"
+        url = self.api._url("/services/{0}/update", service_id)
+        return self.api._result(self.api._post_json(url, data=spec, headers=headers, params=params), True)
+
+    def inspect_service(self, service_id):
+        self._count()
+        return self.api.inspect_service(service_id)
+
+    def remove_service(self, service_id):
+        self._count()
+        self.api.remove_service(service_id)
+
+    def distribution_digest(self, image):
+        self._count()
+        return self.api.inspect_distribution(image)["Descriptor"]["digest"]
+
+    def local_repo_digests(self, image):
+        self._count()
+        return self.api.inspect_image(image).get("RepoDigests") or []
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def check_manager(info):
+    swarm = info.get("Swarm") or {}
+    state = swarm.get("LocalNodeState", "inactive")
+    if state != "active":
+        raise StackError(
+            f"this engine is not part of a swarm (LocalNodeState={state}); initialise one first "
+            "(onmetal.faas swarm role or 'docker swarm init') or point docker_host at a manager"
+        )
+    if not swarm.get("ControlAvailable"):
+        raise StackError(
+            "node {} is a swarm worker, not a manager; stacks can only be deployed from a manager node: run this task "
+            "on a manager (e.g. delegate_to: the first host of your managers group)".format(swarm.get("NodeID", "?"))
+        )
+
+
+def read_current(engine, stack):
+    """Snapshot of the stack as the swarm runs it (shape documented in _stack_plan.compute_plan)."""
+    services = {s["Spec"]["Name"]: s for s in engine.services(stack)}
+    networks = {}
+    network_names = {}
+    for net in engine.networks():
+        networks[net["Name"]] = net
+        network_names[net["Id"]] = net["Name"]
+    secrets = {s["Spec"]["Name"]: dict(s, Labels=s["Spec"].get("Labels") or {}) for s in engine.secrets()}
+    configs = {c["Spec"]["Name"]: dict(c, Labels=c["Spec"].get("Labels") or {}) for c in engine.configs()}
+    return {
+        "services": services,
+        "networks": networks,
+        "network_names": network_names,
+        "secrets": secrets,
+        "configs": configs,
+    }
+
+
+def resolve_digests(engine, images, image_services):
+    """Image -> digest via the engine: the registry first (distribution API), then the repo digests
+    the local image store knows.  Raises StackError naming the service when neither works."""
+    digests = {}
+    for image in images:
+        repo = _repository(image)
+        try:
+            digests[image] = engine.distribution_digest(image)
+            continue
+        except Exception as exc:  # noqa: BLE001 - any engine/registry error: try the local store
+            registry_error = str(exc)
+        try:
+            local = [d for d in engine.local_repo_digests(image) if d.split("@", 1)[0] == repo]
+        except Exception as exc:  # noqa: BLE001
+            local = []
+            registry_error += f"; local image: {exc}"
+        if local:
+            digests[image] = local[0].split("@", 1)[1]
+            continue
+        raise StackError(
+            "resolve_digests: cannot resolve image {!r} of service(s) {} to a digest: registry: {}; the local image "
+            "store has no repo digest for it either. Push the image to a registry the engine can reach, or pin it "
+            "as repo:tag@sha256:...".format(image, ", ".join(image_services.get(image, [])), registry_error)
+        )
+    return digests
+
+
+def _repository(image):
+    """'reg:5000/a/b:tag@sha256:x' -> 'reg:5000/a/b' (no docker.io normalisation)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Applying
+
+
+def _with_ids(spec, secret_ids, config_ids):
+    spec = copy.deepcopy(spec)
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    for ref in container.get("Secrets") or []:
+        ref["SecretID"] = secret_ids[ref["SecretName"]]
+    for ref in container.get("Configs") or []:
+        ref["ConfigID"] = config_ids[ref["ConfigName"]]
+    return spec
+
+
+def apply_plan(engine, plan, desired, current, contents, with_registry_auth, log, sleep=time.sleep, done=None):
+    """Apply a computed plan.  ``contents`` = {"secrets": {name: bytes}, "configs": {...}} keyed by the
+    content-addressed object name.  ``log`` collects what was done.  ``done`` (filled in as the work
+    proceeds, so a caller still knows what was done when a request fails):
+    {"created": [...], "created_ids": {name: id}, "updated": [...], "removed": [...]}."""
+    if done is None:
+        done = {"created": [], "created_ids": {}, "updated": [], "removed": []}
+
+    for name in plan["services"]["remove"]:
+        _engine_call(engine.remove_service, f"remove service {name}", current["services"][name]["ID"])
+        done["removed"].append(name)
+        log.append(f"removed service {name}")
+
+    nets_by_name = {n["name"]: n for n in desired["networks"].values()}
+    for name in plan["networks"]["create"]:
+        spec = copy.deepcopy(nets_by_name[name]["spec"])
+        spec["Labels"][HASH_LABEL] = spec_hash(nets_by_name[name]["spec"])
+        _engine_call(engine.create_network, f"create network {name}", spec)
+        log.append(f"created network {name}")
+
+    ids = {}
+    for section, create in (("secrets", engine.create_secret), ("configs", engine.create_config)):
+        ids[section] = {name: obj["ID"] for name, obj in current[section].items()}
+        by_name = {o["name"]: o for o in desired[section].values() if not o["external"]}
+        for name in plan[section]["create"]:
+            ids[section][name] = _engine_call(
+                create, f"create {section[:-1]} {name}", name, contents[section][name], by_name[name]["labels"]
+            )
+            log.append(f"created {section[:-1]} {name}")
+
+    by_full = {spec["Name"]: spec for spec in desired["services"].values()}
+    for name in plan["services"]["create"]:
+        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+        done["created_ids"][name] = _service_call(
+            engine, nets_by_name, log, engine.create_service, f"create service {name}", spec, auth
+        )
+        done["created"].append(name)
+        log.append(f"created service {name}")
+    for name in plan["services"]["update"]:
+        have = current["services"][name]
+        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+        force = (have["Spec"].get("TaskTemplate") or {}).get("ForceUpdate")
+        if force:
+            spec["TaskTemplate"]["ForceUpdate"] = force
+        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+        _service_call(
+            engine,
+            nets_by_name,
+            log,
+            engine.update_service,
+            f"update service {name}",
+            have["ID"],
+            have["Version"]["Index"],
+            spec,
+            auth,
+        )
+        done["updated"].append(name)
+        log.append(f"updated service {name}")
+
+    removed_ids = [current["services"][name]["ID"] for name in plan["services"]["remove"]]
+    nets = [(current["networks"][name]["Id"], name) for name in plan["networks"]["remove"]]
+    _remove_networks(engine, nets, removed_ids, sleep)
+    log.extend(f"removed network {name}" for _id, name in nets)
+    for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
+        for name in plan[section]["remove"]:
+            _engine_call(remove, f"remove {section[:-1]} {name}", current[section][name]["ID"])
+            log.append(f"removed {section[:-1]} {name}")
+    return done
+
+
+_NETWORK_NOT_FOUND = re.compile(r"network (\S+) not found")
+
+
+def _service_call(engine, networks, log, func, what, *args):
+    """Create/update a service; when the engine says one of the stack's own networks is not found,
+    create it and try once more.  Right after a network was removed (``docker stack rm`` returns
+    before the tasks are gone) engines still list a stale copy for a few seconds, so the plan
+    believed it existed."""
+    try:
+        return func(*args)
+    except Exception as exc:  # noqa: BLE001
+        match = _NETWORK_NOT_FOUND.search(_explain(exc))
+        net = networks.get(match.group(1)) if match else None
+        if net is None or net["external"]:
+            raise StackError(f"engine refused to {what}: {_explain(exc)}") from None
+    spec = copy.deepcopy(net["spec"])
+    spec["Labels"][HASH_LABEL] = spec_hash(net["spec"])
+    _engine_call(engine.create_network, f"create network {net['name']}", spec)
+    log.append(f"created network {net['name']} (the engine listed a stale copy of it)")
+    return _engine_call(func, what, *args)
+
+
+def _engine_call(func, what, *args):
+    try:
+        return func(*args)
+    except StackError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - docker.errors.APIError and connection errors
+        raise StackError(f"engine refused to {what}: {_explain(exc)}") from None
+
+
+def _explain(exc):
+    text = getattr(exc, "explanation", None) or str(exc)
+    return text if isinstance(text, str) else text.decode("utf-8", "replace")
+
+
+def _remove_network(engine, net_id, name, sleep, attempts=15):
+    for attempt in range(attempts):
+        try:
+            engine.remove_network(net_id)
+            return
+        except Exception as exc:  # noqa: BLE001
+            text = _explain(exc)
+            if "not found" in text:
+                return  # already gone (removed concurrently, or a retry after the engine finished it)
+            if "active endpoints" not in text and "in use" not in text or attempt == attempts - 1:
+                raise StackError(f"engine refused to remove network {name}: {text}") from None
+            sleep(1)
+
+
+def _remove_networks(engine, networks, removed_service_ids, sleep, polls=30):
+    """Remove networks once the tasks of removed services are gone, then wait until the engine no
+    longer lists them (a node keeps a stale copy while containers on it shut down; a deploy right
+    after would otherwise see the network and not create it)."""
+    if not networks:
+        return
+    if removed_service_ids:
+        for _poll in range(polls):
+            try:
+                if not engine.tasks(removed_service_ids):
+                    break
+            except Exception:  # noqa: BLE001 - engines answer 404 once a removed service is gone
+                break
+            sleep(1)
+    for net_id, name in networks:
+        _remove_network(engine, net_id, name, sleep)
+    names = {name for _id, name in networks}
+    for _poll in range(polls):
+        if not names & {n["Name"] for n in engine.networks()}:
+            return
+        sleep(1)
+
+
+def prune_old_versions(engine, plan, current, log):
+    removed = []
+    for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
+        for name in plan[section]["prune_after_success"]:
+            try:
+                remove(current[section][name]["ID"])
+            except Exception as exc:  # noqa: BLE001 - still used by a service outside the stack
+                log.append(f"kept old {section[:-1]} {name}: {_explain(exc)}")
+                continue
+            removed.append(name)
+            log.append(f"pruned old {section[:-1]} {name}")
+    return removed
+
+
+def remove_stack(engine, current, stack, log, sleep=time.sleep):
+    """state=absent: services first, then networks, secrets and configs with the stack label."""
+    removed = {"services": [], "networks": [], "secrets": [], "configs": []}
+    for name, svc in sorted(current["services"].items()):
+        _engine_call(engine.remove_service, f"remove service {name}", svc["ID"])
+        removed["services"].append(name)
+    nets = [
+        (net["Id"], name)
+        for name, net in sorted(current["networks"].items())
+        if (net.get("Labels") or {}).get(STACK_LABEL) == stack
+    ]
+    _remove_networks(engine, nets, [svc["ID"] for svc in current["services"].values()], sleep)
+    removed["networks"] = [name for _id, name in nets]
+    for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
+        for name, obj in sorted(current[section].items()):
+            if (obj.get("Labels") or {}).get(STACK_LABEL) == stack:
+                _engine_call(remove, f"remove {section[:-1]} {name}", obj["ID"])
+                removed[section].append(name)
+    for kind, names in removed.items():
+        log.extend(f"removed {kind[:-1]} {n}" for n in names)
+    return removed
+
+
+def stack_objects(current, stack):
+    """Names of the stack's own networks/secrets/configs in a snapshot (for state=absent plans)."""
+    out = {}
+    for section, id_key in (("networks", "Id"), ("secrets", "ID"), ("configs", "ID")):
+        out[section] = sorted(
+            n
+            for n, o in current[section].items()
+            if (o.get("Labels") or {}).get(STACK_LABEL) == stack and o.get(id_key)
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Waiting
+
+
+_TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
+
+
+def parse_time(text):
+    """Engine RFC 3339 timestamps (nanoseconds, any offset) -> aware datetime; None when absent."""
+    if not text:
+        return None
+    match = _TS_RE.match(text)
+    if not match:
+        return None
+    base, frac, zone = match.groups()
+    frac = (frac or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in (None, "Z") else zone
+    return datetime.datetime.fromisoformat(f"{base}.{frac}{zone}")
+
+
+FAILED_TASK_STATES = ("failed", "rejected", "orphaned")
+
+
+def service_status(service, tasks, since, max_failures, rolling_back=False, fresh=True):
+    """Pure convergence check of one service from its inspect data and its tasks.
+
+    Returns {"name", "state": converged|pending|failed, "running", "desired", "message"}.
+    ``since`` (datetime or None): failures older than this belong to earlier deployments.
+    ``fresh``: the service was created or updated by this run; a rollback the swarm did on its own
+    is then a failure of this run, while for an untouched service it is history.
+    """
+    spec = service["Spec"]
+    name = spec["Name"]
+    mode = spec.get("Mode") or {}
+    update = service.get("UpdateStatus") or {}
+    active = [t for t in tasks if t.get("DesiredState") == "running"]
+    running = [t for t in active if (t.get("Status") or {}).get("State") == "running"]
+    desired = len(active) if "Global" in mode else (mode.get("Replicated") or {}).get("Replicas", 1)
+    result = {"name": name, "running": len(running), "desired": desired, "state": "pending", "message": ""}
+
+    recent = sorted(
+        (t for t in tasks if t.get("Status", {}).get("State") in FAILED_TASK_STATES or t.get("Status", {}).get("Err")),
+        key=lambda t: (
+            parse_time(t.get("Status", {}).get("Timestamp"))
+            or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+        ),
+        reverse=True,
+    )
+    if since is not None:
+        recent = [t for t in recent if (parse_time(t.get("Status", {}).get("Timestamp")) or since) >= since]
+    failures = [t for t in recent if t["Status"].get("State") in FAILED_TASK_STATES]
+    if recent:
+        result["message"] = _task_text(recent[0])
+
+    state = update.get("State")
+    if state in ("paused", "rollback_paused"):
+        result["state"] = "failed"
+        result["message"] = "update {}: {}".format(state, update.get("Message", "")) + (
+            "; last task: {}".format(result["message"]) if result["message"] else ""
+        )
+        return result
+    if state == "rollback_completed" and fresh and not rolling_back:
+        result["state"] = "failed"
+        result["message"] = "swarm rolled the update back itself (update_config.failure_action: rollback): {}".format(
+            update.get("Message", ""),
+        ) + ("; last task: {}".format(result["message"]) if result["message"] else "")
+        return result
+    pending = state in ("updating", "rollback_started")
+    if not pending and len(running) == desired and len(active) == desired and ("Global" not in mode or desired > 0):
+        result["state"] = "converged"
+        result["message"] = ""
+        return result
+    if max_failures and len(failures) >= max_failures:
+        result["state"] = "failed"
+    return result
+
+
+def _task_text(task):
+    status = task.get("Status") or {}
+    slot = task.get("Slot")
+    label = "task %s" % (slot if slot is not None else task.get("ID", "?")[:12])
+    text = "{} is {}".format(label, status.get("State", "?"))
+    if status.get("Err"):
+        text += ": {}".format(status["Err"])
+    elif status.get("Message"):
+        text += " ({})".format(status["Message"])
+    return text
+
+
+def wait_for_services(
+    engine,
+    stack,
+    names,
+    timeout,
+    max_failures,
+    since,
+    clock,
+    sleep,
+    rolling_back=False,
+    interval=1.0,
+    services=None,
+    fresh=None,
+):
+    """Poll until every named service converged; raise StackError naming the failed service(s).
+
+    ``services`` (optional): a fresh list of the stack's services to use for the first check, which
+    saves one request when nothing was changed.  ``fresh``: names created/updated by this run
+    (default: all)."""
+    deadline = clock() + timeout
+    while True:
+        listed = services if services is not None else engine.services(stack)
+        services = None
+        by_name = {s["Spec"]["Name"]: s for s in listed}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise StackError("service(s) {} disappeared while waiting".format(", ".join(missing)))
+        ids = [by_name[n]["ID"] for n in names]
+        tasks = engine.tasks(ids) if ids else []
+        per_service = {}
+        for task in tasks:
+            per_service.setdefault(task.get("ServiceID"), []).append(task)
+        statuses = [
+            service_status(
+                by_name[n],
+                per_service.get(by_name[n]["ID"], []),
+                since,
+                max_failures,
+                rolling_back,
+                fresh is None or n in fresh,
+            )
+            for n in names
+        ]
+        failed = [s for s in statuses if s["state"] == "failed"]
+        if failed:
+            raise StackError(_status_text("did not converge", failed), statuses=statuses)
+        if all(s["state"] == "converged" for s in statuses):
+            return statuses
+        if clock() >= deadline:
+            late = [s for s in statuses if s["state"] != "converged"]
+            raise StackError(_status_text(f"did not converge within {timeout}s", late), statuses=statuses)
+        sleep(interval)
+
+
+def _status_text(what, statuses):
+    parts = []
+    for s in statuses:
+        text = "service {} {} ({}/{} tasks running)".format(s["name"], what, s["running"], s["desired"])
+        if s["message"]:
+            text += ": {}".format(s["message"])
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def rollback(engine, done, current, log):
+    """Roll updated services back to their previous spec; remove services created by this run."""
+    rolled = {"updated": [], "removed_created": [], "errors": []}
+    for name in done["updated"]:
+        try:
+            svc = engine.inspect_service(current["services"][name]["ID"])
+            engine.update_service(svc["ID"], svc["Version"]["Index"], svc["Spec"], None, True)
+            rolled["updated"].append(name)
+            log.append(f"rolled back service {name} to its previous spec")
+        except Exception as exc:  # noqa: BLE001
+            rolled["errors"].append(f"rollback of {name} failed: {_explain(exc)}")
+    for name in done["created"]:
+        try:
+            engine.remove_service(done["created_ids"][name])
+            rolled["removed_created"].append(name)
+            log.append(f"removed service {name} created by this run")
+        except Exception as exc:  # noqa: BLE001
+            rolled["errors"].append(f"removal of {name} failed: {_explain(exc)}")
+    return rolled

@@ -1,0 +1,360 @@
+# Copyright (c) onmetal.faas contributors
+# MIT License (see galaxy.yml)
+"""Plan a stack deployment: desired state from compose, comparison with what the swarm runs.
+
+Pure functions over plain data.  The engine layer (``_stack_engine``) reads the current state
+into the snapshot shape documented on :func:`compute_plan` and applies the plan.
+"""
+
+import copy
+import hashlib
+import json
+
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
+    HASH_LABEL,
+    LOGICAL_NAME_LABEL,
+    STACK_LABEL,
+    ComposeError,
+    apply_endpoint_mode,
+    image_has_digest,
+    pin_image,
+    service_spec,
+    stack_files,
+    stack_networks,
+    uses_default_network,
+    validate,
+)
+
+
+def content_hash(data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def spec_hash(spec):
+    """Hash of a normalised definition: key order never matters, list order does."""
+    clean = copy.deepcopy(spec)
+    (clean.get("Labels") or {}).pop(HASH_LABEL, None)
+    text = json.dumps(clean, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_desired(stack, compose, secret_contents, config_contents, endpoint_mode):
+    """Validate ``compose`` and build the desired objects.
+
+    Returns ``{"services": {short: spec}, "networks": {...}, "secrets": {...}, "configs": {...},
+    "rewrites": {short: [notes]}, "warnings": [...]}``.  Service specs carry no hash label yet;
+    call :func:`finalize` after pinning images.
+    """
+    validate(compose)
+    warnings = [
+        f"{path}: {text!r} contains ${{...}}; compose variable interpolation is not supported, the value is used "
+        "as written (template it with Jinja instead, or write $$ for a literal $)"
+        for path, text in _interpolations(compose, "")
+    ]
+    networks = stack_networks(stack, compose, uses_default_network(compose))
+    secrets = stack_files(stack, compose, "secrets", secret_contents, content_hash)
+    configs = stack_files(stack, compose, "configs", config_contents, content_hash)
+    top_volumes = compose.get("volumes") or {}
+    services = {}
+    rewrites = {}
+    for name in sorted(compose["services"]):
+        svc = compose["services"][name]
+        ignored = sorted(k for k in svc if k in ("build", "container_name", "depends_on", "restart", "links", "expose"))
+        if ignored:
+            warnings.append("services.{}: ignoring keys that swarm does not use: {}".format(name, ", ".join(ignored)))
+        spec = service_spec(stack, name, svc, networks, secrets, configs, top_volumes)
+        notes = apply_endpoint_mode(spec, endpoint_mode)
+        if notes:
+            rewrites[name] = notes
+        services[name] = spec
+    return {
+        "services": services,
+        "networks": networks,
+        "secrets": secrets,
+        "configs": configs,
+        "rewrites": rewrites,
+        "warnings": warnings,
+    }
+
+
+def _interpolations(value, path):
+    """(path, text) of every string that looks like compose variable interpolation."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _interpolations(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _interpolations(item, f"{path}[{i}]")
+    elif isinstance(value, str) and "${" in value.replace("$$", ""):
+        yield path, value
+
+
+def images_to_resolve(desired):
+    """Images (without digest) of the desired services, sorted."""
+    return sorted(
+        {
+            s["TaskTemplate"]["ContainerSpec"]["Image"]
+            for s in desired["services"].values()
+            if not image_has_digest(s["TaskTemplate"]["ContainerSpec"]["Image"])
+        }
+    )
+
+
+def pin_images(desired, digests):
+    """Rewrite images to ``repo:tag@digest`` using ``digests`` (image -> digest)."""
+    for spec in desired["services"].values():
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        digest = digests.get(container["Image"])
+        if digest:
+            container["Image"] = pin_image(container["Image"], digest)
+
+
+def check_digests(desired):
+    """Raise ComposeError naming every service whose image has no digest."""
+    missing = [
+        "{} ({})".format(short, spec["TaskTemplate"]["ContainerSpec"]["Image"])
+        for short, spec in sorted(desired["services"].items())
+        if not image_has_digest(spec["TaskTemplate"]["ContainerSpec"]["Image"])
+    ]
+    if missing:
+        raise ComposeError(
+            "require_digests: these services use an image without a digest: {}; pin them as repo:tag@sha256:... "
+            "or set resolve_digests: true to let the engine resolve the tags".format(", ".join(missing))
+        )
+
+
+def finalize(desired):
+    """Stamp each service spec with the hash of its normalised definition."""
+    for spec in desired["services"].values():
+        spec["Labels"][HASH_LABEL] = spec_hash(spec)
+    return desired
+
+
+# --------------------------------------------------------------------------------------------
+# Current state helpers
+
+
+_UPDATE_DEFAULTS = (
+    ("Parallelism", 1),
+    ("Delay", 0),
+    ("FailureAction", "pause"),
+    ("Monitor", 5 * 10**9),
+    ("MaxFailureRatio", 0),
+    ("Order", "stop-first"),
+)
+# Values the engine fills in when a spec leaves them out; dropped on both sides of a diff.
+_ENGINE_DEFAULTS = (
+    (
+        (("TaskTemplate", "ForceUpdate"), 0),
+        (("TaskTemplate", "Runtime"), "container"),
+        (("TaskTemplate", "ContainerSpec", "Isolation"), "default"),
+        (("TaskTemplate", "ContainerSpec", "StopGracePeriod"), 10 * 10**9),
+        (("TaskTemplate", "RestartPolicy", "Condition"), "any"),
+        (("TaskTemplate", "RestartPolicy", "Delay"), 5 * 10**9),
+        (("TaskTemplate", "RestartPolicy", "MaxAttempts"), 0),
+        (("EndpointSpec", "Mode"), "vip"),
+    )
+    + tuple((("UpdateConfig", key), value) for key, value in _UPDATE_DEFAULTS)
+    + tuple((("RollbackConfig", key), value) for key, value in _UPDATE_DEFAULTS)
+)
+
+
+def _drop_empty(obj):
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            value = _drop_empty(value)
+            if value in ({}, [], None):
+                continue
+            out[key] = value
+        return out
+    if isinstance(obj, list):
+        return [_drop_empty(v) for v in obj]
+    return obj
+
+
+def clean_spec(spec, network_names=None):
+    """A spec as the engine returns it -> the shape we write (for diffs): engine defaults,
+    object IDs and our own hash label removed, network IDs mapped to names."""
+    spec = copy.deepcopy(spec or {})
+    for path, default in _ENGINE_DEFAULTS:
+        parent = spec
+        for key in path[:-1]:
+            parent = parent.get(key) or {}
+        if parent.get(path[-1]) == default:
+            parent.pop(path[-1], None)
+    (spec.get("Labels") or {}).pop(HASH_LABEL, None)
+    task = spec.get("TaskTemplate") or {}
+    (task.get("Placement") or {}).pop("Platforms", None)
+    container = task.get("ContainerSpec") or {}
+    for ref in container.get("Secrets") or []:
+        ref.pop("SecretID", None)
+    for ref in container.get("Configs") or []:
+        ref.pop("ConfigID", None)
+    for att in task.get("Networks") or []:
+        if network_names and att.get("Target") in network_names:
+            att["Target"] = network_names[att["Target"]]
+    if task.get("Networks"):
+        task["Networks"] = sorted(task["Networks"], key=lambda a: a.get("Target", ""))
+    return _drop_empty(spec)
+
+
+def _created_key(obj):
+    return obj.get("CreatedAt") or ""
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+
+
+def compute_plan(stack, desired, current, prune, keep_old_versions):
+    """Compare desired objects with a snapshot of the swarm.
+
+    ``current`` is plain data:
+      ``services``: {full name: {"ID", "Version", "Spec", ...}} of services labelled with the stack;
+      ``networks``: {name: {"Id", "Labels"}} of all networks (external references are looked up by name);
+      ``secrets`` / ``configs``: {name: {"ID", "Labels", "CreatedAt"}} of all secrets/configs.
+    Only objects labelled ``com.docker.stack.namespace=<stack>`` are ever removed.
+
+    Returns the plan: per kind, the names to create/update/remove, plus ``missing`` external
+    references and ``conflicts`` that make the deployment impossible.
+    """
+    plan = {
+        "services": {"create": [], "update": [], "remove": [], "unchanged": [], "orphaned": []},
+        "networks": {"create": [], "remove": [], "missing": [], "conflicts": []},
+        "secrets": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
+        "configs": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
+    }
+
+    desired_names = set()
+    for spec in desired["services"].values():
+        name = spec["Name"]
+        desired_names.add(name)
+        have = current["services"].get(name)
+        if have is None:
+            plan["services"]["create"].append(name)
+        elif (have.get("Spec", {}).get("Labels") or {}).get(HASH_LABEL) != spec["Labels"][HASH_LABEL]:
+            plan["services"]["update"].append(name)
+        else:
+            plan["services"]["unchanged"].append(name)
+    for name in sorted(current["services"]):
+        if name not in desired_names:
+            plan["services"]["remove" if prune else "orphaned"].append(name)
+
+    wanted_nets = set()
+    for key, net in sorted(desired["networks"].items()):
+        wanted_nets.add(net["name"])
+        have = current["networks"].get(net["name"])
+        if net["external"]:
+            if have is None:
+                plan["networks"]["missing"].append(net["name"])
+            continue
+        net_hash = spec_hash(net["spec"])
+        if have is None:
+            plan["networks"]["create"].append(net["name"])
+        else:
+            have_hash = (have.get("Labels") or {}).get(HASH_LABEL)
+            if have_hash and have_hash != net_hash:
+                plan["networks"]["conflicts"].append(
+                    "network {} (networks.{}) exists with a different definition; networks are immutable: "
+                    "remove the stack (state: absent) or give the network a new name".format(net["name"], key)
+                )
+    for name, have in sorted(current["networks"].items()):
+        if name in wanted_nets:
+            continue
+        if (have.get("Labels") or {}).get(STACK_LABEL) == stack and prune:
+            plan["networks"]["remove"].append(name)
+
+    for section in ("secrets", "configs"):
+        sect = plan[section]
+        wanted = {}
+        for _key, obj in sorted(desired[section].items()):
+            if obj["external"]:
+                if obj["name"] not in current[section]:
+                    sect["missing"].append(obj["name"])
+                continue
+            wanted[obj["base"]] = obj["name"]
+            if obj["name"] not in current[section]:
+                sect["create"].append(obj["name"])
+        by_base = {}
+        for name, have in current[section].items():
+            labels = have.get("Labels") or {}
+            if labels.get(STACK_LABEL) != stack:
+                continue
+            by_base.setdefault(labels.get(LOGICAL_NAME_LABEL, name), []).append((name, have))
+        for base, items in sorted(by_base.items()):
+            if base not in wanted:
+                if prune:
+                    sect["remove"].extend(sorted(n for n, _h in items))
+                continue
+            old = sorted((i for i in items if i[0] != wanted[base]), key=lambda i: _created_key(i[1]), reverse=True)
+            keep = max(keep_old_versions, 0)
+            sect["prune_after_success"].extend(sorted(n for n, _h in old[keep:]))
+    return plan
+
+
+def plan_changes(plan):
+    """True when applying the plan changes the swarm (pruning old secret versions included)."""
+    s = plan["services"]
+    n = plan["networks"]
+    return bool(
+        s["create"]
+        or s["update"]
+        or s["remove"]
+        or n["create"]
+        or n["remove"]
+        or any(plan[k]["create"] or plan[k]["remove"] or plan[k]["prune_after_success"] for k in ("secrets", "configs"))
+    )
+
+
+def plan_errors(plan, desired):
+    """Messages for references that do not exist and conflicts; empty when the plan can be applied."""
+    errors = list(plan["networks"]["conflicts"])
+    users = {}
+    for short, spec in desired["services"].items():
+        task = spec["TaskTemplate"]
+        for att in task.get("Networks") or []:
+            users.setdefault(("network", att["Target"]), []).append(short)
+        for ref in task["ContainerSpec"].get("Secrets") or []:
+            users.setdefault(("secret", ref["SecretName"]), []).append(short)
+        for ref in task["ContainerSpec"].get("Configs") or []:
+            users.setdefault(("config", ref["ConfigName"]), []).append(short)
+    for kind, section in (("network", "networks"), ("secret", "secrets"), ("config", "configs")):
+        for name in plan[section]["missing"]:
+            errors.append(
+                "external {} {!r} does not exist (used by service(s) {}); create it first or define it in the "
+                "compose file's '{}:' section instead of external: true".format(
+                    kind, name, ", ".join(sorted(users.get((kind, name), ["none"]))), section
+                )
+            )
+    return errors
+
+
+def service_diff(desired, current, plan, network_names):
+    """Before/after per service for Ansible's diff mode (only services that change)."""
+    before = {}
+    after = {}
+    by_name = {spec["Name"]: spec for spec in desired["services"].values()}
+    for name in plan["services"]["create"] + plan["services"]["update"]:
+        if name in current["services"]:
+            before[name] = clean_spec(current["services"][name].get("Spec"), network_names)
+        after[name] = clean_spec(by_name[name])
+    for name in plan["services"]["remove"]:
+        before[name] = clean_spec(current["services"][name].get("Spec"), network_names)
+    return {"before": {"services": before}, "after": {"services": after}}
+
+
+def changed_paths(before, after, prefix=""):
+    """Dotted paths that differ between two plain structures (for a compact plan summary)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths = []
+        for key in sorted(set(before) | set(after), key=str):
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            if key not in before or key not in after:
+                paths.append(sub)
+            else:
+                paths.extend(changed_paths(before[key], after[key], sub))
+        return paths
+    return [] if before == after else [prefix or "."]

@@ -1,0 +1,251 @@
+"""Engine-side helpers: manager check, convergence, waiting, digest resolution (with fakes)."""
+
+import datetime
+
+import pytest
+
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+    DockerApiEngine,
+    StackError,
+    _repository,
+    check_manager,
+    parse_time,
+    resolve_digests,
+    service_status,
+    wait_for_services,
+)
+
+T0 = "2026-11-26T20:00:00.000000000Z"
+SINCE = parse_time(T0)
+
+
+def _service(replicas=1, update_state=None, message="", global_mode=False, name="st_web", sid="s1"):
+    svc = {
+        "ID": sid,
+        "Spec": {"Name": name, "Mode": {"Global": {}} if global_mode else {"Replicated": {"Replicas": replicas}}},
+    }
+    if update_state:
+        svc["UpdateStatus"] = {"State": update_state, "Message": message}
+    return svc
+
+
+def _task(state, desired="running", ts="2026-11-26T20:00:05.5Z", err=None, slot=1, sid="s1"):
+    status = {"State": state, "Timestamp": ts}
+    if err:
+        status["Err"] = err
+    return {"ID": "t" * 25, "ServiceID": sid, "Slot": slot, "DesiredState": desired, "Status": status}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-11-26T20:00:00.123456789Z", datetime.datetime(2026, 11, 26, 20, 0, 0, 123456, datetime.timezone.utc)),
+        ("2026-11-26T20:00:00Z", datetime.datetime(2026, 11, 26, 20, 0, 0, 0, datetime.timezone.utc)),
+        ("2026-11-26T21:00:00.5+01:00", datetime.datetime(2026, 11, 26, 20, 0, 0, 500000, datetime.timezone.utc)),
+        ("", None),
+        ("garbage", None),
+    ],
+)
+def test_parse_time(text, expected):
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "info, message",
+    [
+        ({"Swarm": {"LocalNodeState": "inactive"}}, r"not part of a swarm \(LocalNodeState=inactive\)"),
+        (
+            {"Swarm": {"LocalNodeState": "active", "ControlAvailable": False, "NodeID": "n1"}},
+            "node n1 is a swarm worker",
+        ),
+    ],
+)
+def test_check_manager_refuses(info, message):
+    with pytest.raises(StackError, match=message):
+        check_manager(info)
+
+
+def test_check_manager_accepts_a_manager():
+    check_manager({"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}})
+
+
+def test_converged_when_replicas_run():
+    status = service_status(_service(2), [_task("running", slot=1), _task("running", slot=2)], SINCE, 3)
+    assert (status["state"], status["running"], status["desired"]) == ("converged", 2, 2)
+
+
+def test_pending_while_updating_or_starting():
+    assert service_status(_service(1, "updating"), [_task("running")], SINCE, 3)["state"] == "pending"
+    assert service_status(_service(1), [_task("starting")], SINCE, 3)["state"] == "pending"
+    assert service_status(_service(2), [_task("running")], SINCE, 3)["state"] == "pending"
+
+
+def test_failed_after_repeated_rejections_names_the_error():
+    tasks = [
+        _task("rejected", desired="shutdown", err="No such image: nope:1", ts=f"2026-11-26T20:00:0{i}Z")
+        for i in range(1, 4)
+    ]
+    status = service_status(_service(1), tasks + [_task("preparing")], SINCE, 3)
+    assert status["state"] == "failed"
+    assert status["message"] == "task 1 is rejected: No such image: nope:1"
+
+
+def test_old_failures_do_not_count():
+    tasks = [_task("failed", desired="shutdown", err="boom", ts=f"2026-11-26T19:59:0{i}Z") for i in range(1, 5)]
+    status = service_status(_service(1), tasks + [_task("starting")], SINCE, 3)
+    assert status["state"] == "pending" and status["message"] == ""
+
+
+def test_paused_update_is_a_failure():
+    status = service_status(
+        _service(1, "paused", "update paused due to failure or early termination of task x"), [], SINCE, 0
+    )
+    assert status["state"] == "failed" and "update paused" in status["message"]
+
+
+def test_swarm_own_rollback_is_a_failure_unless_we_rolled_back():
+    assert service_status(_service(1, "rollback_completed"), [_task("running")], SINCE, 3)["state"] == "failed"
+    assert (
+        service_status(_service(1, "rollback_completed"), [_task("running")], SINCE, 3, rolling_back=True)["state"]
+        == "converged"
+    )
+
+
+def test_an_old_rollback_of_an_untouched_service_is_history():
+    status = service_status(_service(1, "rollback_completed"), [_task("running")], SINCE, 3, fresh=False)
+    assert status["state"] == "converged"
+
+
+def test_global_service_needs_at_least_one_task():
+    assert service_status(_service(global_mode=True), [], SINCE, 3)["state"] == "pending"
+    assert service_status(_service(global_mode=True), [_task("running")], SINCE, 3)["state"] == "converged"
+
+
+class _PollingEngine:
+    def __init__(self, rounds):
+        self.rounds = rounds
+        self.calls = 0
+
+    def services(self, stack):
+        return [_service(1)]
+
+    def tasks(self, ids):
+        self.calls += 1
+        return self.rounds[min(self.calls - 1, len(self.rounds) - 1)]
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_wait_polls_until_converged():
+    engine = _PollingEngine([[_task("preparing")], [_task("starting")], [_task("running")]])
+    clock = _Clock()
+    statuses = wait_for_services(engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep)
+    assert statuses[0]["state"] == "converged" and engine.calls == 3 and clock.now == 2.0
+
+
+def test_wait_times_out_with_the_task_message():
+    engine = _PollingEngine(
+        [[_task("pending", err="no suitable node (scheduling constraints not satisfied on 1 node)")]]
+    )
+    clock = _Clock()
+    with pytest.raises(StackError) as err:
+        wait_for_services(engine, "st", ["st_web"], 5, 3, SINCE, clock, clock.sleep)
+    assert "service st_web did not converge within 5s (0/1 tasks running): task 1 is pending: no suitable node" in str(
+        err.value
+    )
+    assert err.value.details["statuses"][0]["state"] == "pending"
+
+
+def test_wait_fails_fast_on_rejections():
+    rejected = [
+        _task("rejected", desired="shutdown", err="secret not found", ts=f"2026-11-26T20:00:0{i}Z") for i in range(3)
+    ]
+    engine = _PollingEngine([rejected])
+    clock = _Clock()
+    with pytest.raises(StackError, match="service st_web did not converge .*rejected: secret not found"):
+        wait_for_services(engine, "st", ["st_web"], 300, 3, SINCE, clock, clock.sleep)
+    assert clock.now == 0.0
+
+
+class _DigestEngine:
+    def __init__(self, registry=None, local=None):
+        self.registry = registry or {}
+        self.local = local or {}
+
+    def distribution_digest(self, image):
+        if image in self.registry:
+            return self.registry[image]
+        raise RuntimeError("Get https://registry-1.docker.io/v2/: dial tcp: no route to host")
+
+    def local_repo_digests(self, image):
+        if image in self.local:
+            return self.local[image]
+        raise RuntimeError(f"No such image: {image}")
+
+
+def test_resolve_digests_prefers_the_registry_then_the_local_store():
+    engine = _DigestEngine(
+        registry={"reg:5000/a:1": "sha256:aaa"},
+        local={"reg:5000/b:2": ["other/b@sha256:000", "reg:5000/b@sha256:bbb"]},
+    )
+    assert resolve_digests(engine, ["reg:5000/a:1", "reg:5000/b:2"], {}) == {
+        "reg:5000/a:1": "sha256:aaa",
+        "reg:5000/b:2": "sha256:bbb",
+    }
+
+
+def test_resolve_digests_failure_names_the_service():
+    with pytest.raises(StackError) as err:
+        resolve_digests(_DigestEngine(), ["web:v1"], {"web:v1": ["web", "admin"]})
+    text = str(err.value)
+    assert "image 'web:v1' of service(s) web, admin" in text and "no route to host" in text and "No such image" in text
+
+
+@pytest.mark.parametrize(
+    "image, repo",
+    [
+        ("a/b:1", "a/b"),
+        ("reg:5000/a/b:1@sha256:x", "reg:5000/a/b"),
+        ("reg:5000/a", "reg:5000/a"),
+        ("busybox", "busybox"),
+    ],
+)
+def test_repository(image, repo):
+    assert _repository(image) == repo
+
+
+class _FakeApi:
+    """Records what DockerApiEngine sends for the raw service endpoints."""
+
+    def __init__(self):
+        self.posts = []
+
+    def _url(self, path, *args):
+        return path.format(*args)
+
+    def _post_json(self, url, data=None, headers=None, params=None):
+        self.posts.append((url, data, headers, params))
+        return {"ID": "new"}
+
+    def _result(self, response, json=False):
+        return response
+
+
+def test_engine_adapter_sends_the_raw_spec_and_rollback_flag():
+    api = _FakeApi()
+    engine = DockerApiEngine(api)
+    assert engine.create_service({"Name": "x"}, "auth") == "new"
+    engine.update_service("sid", 5, {"Name": "x"}, None, rollback=True)
+    assert api.posts[0] == ("/services/create", {"Name": "x"}, {"X-Registry-Auth": "auth"}, None)
+    assert api.posts[1] == ("/services/sid/update", {"Name": "x"}, {}, {"version": 5, "rollback": "previous"})
+    assert engine.calls == 2
+    assert engine.registry_auth("a:1") is None

@@ -41,7 +41,8 @@ ansible-galaxy collection build --force --output-path "$COLL_PARENT/build" .
 ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-galaxy collection install --offline --no-deps --force \
   -p "$INSTALL" "$COLL_PARENT"/build/onmetal-faas-*.tar.gz
 ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -t role -l onmetal.faas | tee "$COLL_PARENT/roles.txt"
-for role in disk_tuning docker_engine swarm; do
+for role_dir in roles/*/; do
+  role=$(basename "$role_dir")
   grep -q "^onmetal.faas.$role:" "$COLL_PARENT/roles.txt" || { echo "ansible-doc does not list role $role" >&2; exit 1; }
   ANSIBLE_COLLECTIONS_PATH="$INSTALL" ansible-doc -t role "onmetal.faas.$role" >/dev/null
 done
@@ -55,7 +56,7 @@ done
 phase_end
 
 phase_start "pytest"
-pytest -p no:cacheprovider -o console_output_style=classic tests/unit tests/roles
+pytest -p no:cacheprovider -o console_output_style=classic tests/unit tests/roles tests/functions
 phase_end
 
 for target in tests/integration/targets/*/; do
@@ -66,7 +67,9 @@ for target in tests/integration/targets/*/; do
   phase_end
 done
 
-phase_start "molecule default"; molecule test -s default; phase_end
+for scenario in default gateway_nginx openfaas; do
+  phase_start "molecule $scenario"; molecule test -s "$scenario"; phase_end
+done
 
 log "all tests passed in $(( $(date +%s) - T0 ))s"
 cat "$ONMETAL_TIMINGS"

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright (c) onmetal.faas contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: openfaas_function
+short_description: Deploy, update or remove an OpenFaaS function through the gateway's REST API
+version_added: 0.1.0
+description:
+  - Manages one function with the OpenFaaS gateway's C(/system/functions) API (basic auth) - C(POST)
+    creates it, C(PUT) updates it, C(DELETE) removes it - and changes nothing when the deployed function
+    already matches.
+  - The gateway reports only name, image, replicas, C(envProcess), labels and (with some providers)
+    annotations of a function, not its environment, secrets, limits or constraints. The module therefore
+    stores a hash of the complete desired request in the label C(io.onmetal.faas.spec-hash) and updates the
+    function when that hash, the image, C(envProcess), a desired label or a desired annotation differs.
+  - O(scale_min) and O(scale_max) are rendered as the labels C(com.openfaas.scale.min) and
+    C(com.openfaas.scale.max).
+  - With O(wait=true) the module polls C(GET /system/function/<name>) until at least one replica is
+    available, and fails after O(wait_timeout) with a message that names the image (a missing image
+    shows up this way, since the gateway accepts any image name).
+author:
+  - onmetal.faas developers (@onmetal)
+attributes:
+  check_mode:
+    description: Reads the deployed functions and reports the plan; calls no write endpoint.
+    support: full
+  diff_mode:
+    description: Returns the deployed function (as the gateway reports it) and the desired one.
+    support: full
+  platform:
+    description: Any host that reaches the gateway over HTTP(S).
+    support: full
+    platforms: posix
+options:
+  gateway_url:
+    description: Base URL of the OpenFaaS gateway.
+    type: str
+    default: http://127.0.0.1:8080
+  username:
+    description: Basic-auth user of the gateway.
+    type: str
+    default: admin
+  password:
+    description:
+      - Basic-auth password of the gateway. The openfaas role writes it to the controller file named by
+        C(openfaas_credentials_file).
+    type: str
+    required: true
+  name:
+    description:
+      - Function name (lower-case letters, digits and C(-), at most 63 characters); also the path in
+        C(/function/<name>).
+    type: str
+    required: true
+  image:
+    description:
+      - Image of the function, pullable by every node that may run it (for example from the registry
+        service on the swarm, V(127.0.0.1:5000/resize:3f2a...)).
+      - Required with O(state=present).
+    type: str
+  state:
+    description: Whether the function should be deployed.
+    type: str
+    choices: [present, absent]
+    default: present
+  env:
+    description: Environment variables of the function (the request's C(envVars)); values are turned into strings.
+    type: dict
+    default: {}
+  env_process:
+    description: The C(fprocess) command for watchdog-based images (C(envProcess)).
+    type: str
+  labels:
+    description: Labels of the function's service; values are turned into strings.
+    type: dict
+    default: {}
+  annotations:
+    description: Annotations of the function.
+    type: dict
+    default: {}
+  secrets:
+    description: Names of OpenFaaS (Swarm) secrets mounted under C(/var/openfaas/secrets/).
+    type: list
+    elements: str
+    default: []
+  constraints:
+    description: Swarm placement constraints, for example V(node.role == worker).
+    type: list
+    elements: str
+    default: []
+  limits:
+    description: Resource limits; a memory size such as V(128m) and a CPU amount such as V(0.5).
+    type: dict
+    suboptions:
+      memory:
+        description: Memory limit (V(128m), V(256Mi), V(1g)).
+        type: str
+      cpu:
+        description: CPU limit in cores (V(0.5)) or millicores (V(500m)).
+        type: str
+  requests:
+    description: Resource reservations, same format as O(limits).
+    type: dict
+    suboptions:
+      memory:
+        description: Memory reservation.
+        type: str
+      cpu:
+        description: CPU reservation.
+        type: str
+  scale_min:
+    description: Minimum replicas (label C(com.openfaas.scale.min)); the Swarm provider starts this many.
+    type: int
+  scale_max:
+    description: Maximum replicas (label C(com.openfaas.scale.max)).
+    type: int
+  network:
+    description: Overlay network of the function; omit to use the provider's default network.
+    type: str
+  read_only_root_filesystem:
+    description: Run the function with a read-only root filesystem.
+    type: bool
+    default: false
+  validate_certs:
+    description: Verify the gateway's TLS certificate for C(https) URLs.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each HTTP response of the gateway.
+    type: int
+    default: 30
+  wait:
+    description: After deploying (or when nothing changed), wait until at least one replica is available.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds O(wait=true) waits before failing.
+    type: int
+    default: 120
+notes:
+  - The Swarm provider merges labels on update, so a label removed from O(labels) stays on the service
+    until the function is removed and deployed again.
+  - The gateway accepts an image name that does not exist; use O(wait=true) to find out.
+seealso:
+  - name: OpenFaaS gateway REST API
+    description: The API this module calls.
+    link: https://docs.openfaas.com/reference/rest-api/
+"""
+
+EXAMPLES = r"""
+- name: Deploy the resizer from the swarm's registry and wait for a replica
+  onmetal.faas.openfaas_function:
+    gateway_url: http://127.0.0.1:8080
+    password: "{{ openfaas_password }}"
+    name: resize
+    image: 127.0.0.1:5000/resize:3f2a9c0d1e7b
+    env:
+      write_timeout: 10s
+    scale_min: 1
+    scale_max: 5
+    limits:
+      memory: 128m
+    wait: true
+
+- name: Remove a function
+  onmetal.faas.openfaas_function:
+    password: "{{ openfaas_password }}"
+    name: old-function
+    state: absent
+"""
+
+RETURN = r"""
+action:
+  description: What the module did (or would do in check mode).
+  returned: always
+  type: str
+  choices: [create, update, delete, none]
+  sample: update
+reasons:
+  description: Why the function is created, updated or removed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["image 127.0.0.1:5000/resize:aaa -> 127.0.0.1:5000/resize:bbb"]
+spec_hash:
+  description: Hash of the desired request, stored in the label C(io.onmetal.faas.spec-hash).
+  returned: when O(state=present)
+  type: str
+  sample: 0f5c3b2a9d8e7f6a5b4c3d2e1f0a9b8c
+request:
+  description: The body sent (or that would be sent) to C(POST)/C(PUT /system/functions).
+  returned: when O(state=present)
+  type: dict
+  sample:
+    service: resize
+    image: 127.0.0.1:5000/resize:3f2a9c0d1e7b
+    envVars: {}
+    labels: {com.openfaas.scale.min: "1", io.onmetal.faas.spec-hash: 0f5c3b2a9d8e7f6a5b4c3d2e1f0a9b8c}
+http_status:
+  description: HTTP status of the write request (or of the failed request).
+  returned: when a write request was made or a request failed
+  type: int
+  sample: 202
+status:
+  description: The function's status from C(GET /system/function/<name>) after waiting.
+  returned: when O(wait=true) and not in check mode
+  type: dict
+  sample: {name: resize, image: 127.0.0.1:5000/resize:3f2a9c0d1e7b, replicas: 1, availableReplicas: 1}
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas import (  # noqa: E402
+    ARGUMENT_SPEC,
+    run_module,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ("image",))],
+        supports_check_mode=True,
+    )
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The gateway_nginx role refuses bad variables before it installs anything, naming the values and the fix; its
+template renders the design's values (rendered on the controller, no nginx needed)."""
+
+import os
+import re
+
+ROLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles", "gateway_nginx"
+)
+
+INVENTORY = """
+all:
+  hosts:
+    ng1:
+      ansible_connection: local
+"""
+
+ROLE_PLAY = """
+- name: gateway_nginx preflight
+  hosts: all
+  gather_facts: false
+  roles:
+    - onmetal.faas.gateway_nginx
+"""
+
+
+def _flat(output):
+    return re.sub(r"\s+", " ", output)
+
+
+def test_read_timeout_below_gateway_write_timeout_is_refused(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_proxy_read_timeout": 30})
+    text = _flat(out)
+    assert rc != 0
+    assert "gateway_nginx_proxy_read_timeout (30 s)" in text
+    assert "gateway_nginx_gateway_write_timeout (65 s)" in text
+    assert "write timeout + gateway_nginx_timeout_margin = 70 s" in text
+
+
+def test_write_timeout_comes_from_the_openfaas_role(run_play):
+    rc, out = run_play(
+        INVENTORY, ROLE_PLAY, {"openfaas_gateway_write_timeout": 300, "gateway_nginx_proxy_read_timeout": 120}
+    )
+    text = _flat(out)
+    assert rc != 0
+    assert "gateway_nginx_gateway_write_timeout (300 s)" in text
+    assert "raise it to 300 or more" in text
+
+
+def test_certificate_without_key_is_refused(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_tls_cert": "-----BEGIN CERTIFICATE-----"})
+    text = _flat(out)
+    assert rc != 0
+    assert "set both gateway_nginx_tls_cert and gateway_nginx_tls_key" in text
+
+
+def test_malformed_upstream_is_refused(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_upstreams": ["http://gateway:8080"]})
+    text = _flat(out)
+    assert rc != 0
+    assert 'gateway_nginx_upstreams must list at least one gateway as "host:port"' in text
+
+
+def test_old_tls_version_is_refused_by_the_argument_spec(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_tls_protocols": ["TLSv1.1", "TLSv1.2"]})
+    assert rc != 0
+    assert "TLSv1.1" in out and "gateway_nginx_tls_protocols" in out
+
+
+def _render(run_play, tmp_path, extra_vars=None):
+    dest = tmp_path / "nginx.conf"
+    play = f"""
+- name: Render the template with the role's defaults
+  hosts: all
+  gather_facts: false
+  vars_files:
+    - {ROLE}/defaults/main.yml
+    - {ROLE}/vars/main.yml
+  tasks:
+    - name: Render
+      ansible.builtin.template:
+        src: {ROLE}/templates/nginx.conf.j2
+        dest: {dest}
+        mode: "0644"
+"""
+    rc, out = run_play(INVENTORY, play, extra_vars)
+    assert rc == 0, out
+    return dest.read_text()
+
+
+def test_defaults_render_the_design_values(run_play, tmp_path):
+    conf = _render(run_play, tmp_path)
+    for line in [
+        "keepalive_timeout 65s;",
+        "keepalive_requests 100000;",
+        "client_body_buffer_size 128k;",
+        "client_max_body_size 50M;",
+        "server 127.0.0.1:8080 max_fails=3 fail_timeout=10s;",
+        "keepalive 64;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_read_timeout 70s;",
+        "server_tokens off;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "proxy_set_header X-Request-Id $onmetal_request_id;",
+        "allow 127.0.0.1/32;",
+        "allow ::1/128;",
+        "return 301 https://$host$request_uri;",
+    ]:
+        assert line in conf, line
+    function_block = re.search(r"location /function/ \{[^}]*\}", conf).group(0)
+    assert "limit_req" not in function_block
+    admin_block = re.search(r"location /system/ \{[^}]*\}", conf).group(0)
+    assert "deny all;" in admin_block and "limit_req zone=onmetal_admin" in admin_block
+
+
+def test_no_keepalive_and_plain_http(run_play, tmp_path):
+    conf = _render(
+        run_play,
+        tmp_path,
+        {"gateway_nginx_upstream_keepalive": 0, "gateway_nginx_tls_enabled": False, "gateway_nginx_http_port": 8000},
+    )
+    assert "proxy_http_version" not in conf
+    assert "keepalive 64" not in conf
+    assert "ssl_certificate" not in conf
+    assert "return 301" not in conf
+    assert "listen *:8000 default_server;" in conf
+
+
+def test_function_rate_limit_and_timeout_chain(run_play, tmp_path):
+    conf = _render(
+        run_play,
+        tmp_path,
+        {
+            "gateway_nginx_rate_limit_functions": True,
+            "openfaas_gateway_write_timeout": 300,
+            "gateway_nginx_https_port": 8443,
+        },
+    )
+    assert "limit_req_zone $binary_remote_addr zone=onmetal_functions:10m rate=100r/s;" in conf
+    function_block = re.search(r"location /function/ \{[^}]*\}", conf).group(0)
+    assert "limit_req zone=onmetal_functions burst=200 nodelay;" in function_block
+    assert "proxy_read_timeout 305s;" in function_block
+    assert "return 301 https://$host:8443$request_uri;" in conf

@@ -88,10 +88,9 @@ ROLE_PLAY = """\
 """
 
 
-def run(cmd, **kwargs):
-    kwargs.setdefault("check", True)
+def run(cmd, check=True, **kwargs):
     kwargs.setdefault("text", True)
-    return subprocess.run(cmd, **kwargs)
+    return subprocess.run(cmd, check=check, **kwargs)
 
 
 def node_exec(*args, check=True):

@@ -23,13 +23,26 @@ fi
 
 phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
 phase_start "rig images"; tests/rig/build-images.sh; phase_end
+phase_start "OpenFaaS test images and bundle"; tests/doubles/build.sh "$ROOT/.cache/images"; phase_end
 phase_start "lab nodes ($NODES)"; tests/rig/nodes.sh up "$PREFIX" "$NODES" "$SUBNET"; phase_end
 
 phase_start "converge playbooks/site.yml"
 ansible-playbook -i inventories/lab playbooks/site.yml
 phase_end
 
+phase_start "first call: a real image through nginx to the resize function"
+ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$PREFIX-1")
+result=$(python3 molecule/openfaas/files/thumbcheck.py "https://$ip/function/resize" --insecure)
+echo "$result"
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["status"] == 200 and max(r["width"], r["height"]) == 128 else 1)' "$result" ||
+  { echo "the resize function did not return a 128-pixel thumbnail through nginx" >&2; exit 1; }
+phase_end
+
 log "summary"
+echo "Gateway (through nginx, self-signed TLS): https://$ip/  (also on the other nodes' addresses)"
+echo "Admin API (/system/*, /ui/) from the nodes only: docker exec $PREFIX-1 curl -s -u admin:PASSWORD http://127.0.0.1:8080/system/functions"
+echo "Credentials file: $ROOT/.cache/lab/openfaas-credentials.yml (mode 0600)"
+echo "Functions: resize -> https://$ip/function/resize (POST an image, get a 128-pixel JPEG back)"
 docker exec "$PREFIX-1" docker node ls
 echo "Nodes: $(tests/rig/nodes.sh ls "$PREFIX" | cut -f1 | tr '\n' ' ')"
 echo "Enter a node: docker exec -it $PREFIX-1 bash     Remove the lab: make lab-down"

@@ -57,7 +57,7 @@ def post(body, content_type):
 
 status, ctype, body = post(png(640, 400), "image/png")
 size = jpeg_size(body) if status == 200 else None
-bad_status, _, bad_body = post(b"this is not an image", "text/plain")
+bad_status, bad_type, bad_body = post(b"this is not an image", "text/plain")
 print(
     json.dumps(
         {
@@ -67,6 +67,7 @@ print(
             "height": size[1] if size else None,
             "bytes": len(body),
             "bad_status": bad_status,
+            "bad_content_type": bad_type,
             "bad_message": bad_body.decode("utf-8", "replace")[:300],
         }
     )

@@ -115,6 +115,9 @@ def run_play(tmp_path, registry, gateway):
         evars = {
             "openfaas_functions": functions,
             "functions_registry": registry,
+            # One registry container of the test plays both parts; the registry stack needs a swarm.
+            "functions_registry_push": registry,
+            "functions_registry_deploy": False,
             "functions_base_image": fn_helpers.BASE_IMAGE,
             "functions_gateway_url": gateway.url,
             "functions_credentials_file": str(creds),

@@ -8,8 +8,9 @@ export ROOT VENV
 
 # Debian packages the controller needs: the engine (docker.io from Debian), iptables for it,
 # debootstrap for the rig's images, udev for udevadm rule checks, busybox-static for tiny test images,
-# and ShellCheck, which ansible-test sanity runs on these scripts.
-HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar shellcheck)
+# ShellCheck, which ansible-test sanity runs on these scripts, and QEMU for the KVM scenario's VM.
+HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar shellcheck
+  qemu-system-x86 qemu-utils)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -13,6 +13,7 @@ T0=$(date +%s)
 
 phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
 phase_start "rig images"; tests/rig/build-images.sh; phase_end
+phase_start "VM image (KVM scenario)"; tests/vm/build-image.sh; phase_end
 
 phase_start "yamllint"; yamllint --strict .; phase_end
 # ansible-lint installs a copy of this collection under .ansible/ and reuses it: drop a stale one first.
@@ -67,7 +68,7 @@ for target in tests/integration/targets/*/; do
   phase_end
 done
 
-for scenario in default gateway_nginx openfaas; do
+for scenario in default gateway_nginx openfaas kvm; do
   phase_start "molecule $scenario"; molecule test -s "$scenario"; phase_end
 done
 

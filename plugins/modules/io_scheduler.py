@@ -124,7 +124,7 @@ EXAMPLES = r"""
     queue:
       read_ahead_kb: 1024
       iosched:
-        read_expire: 250
+        read_expire: 200  # a multiple of the kernel tick (4 ms at CONFIG_HZ=250), so it reads back unchanged
     persist: true
     rules_path: /etc/udev/rules.d/60-onmetal-io-scheduler-rotational.rules
 

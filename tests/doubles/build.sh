@@ -11,6 +11,8 @@
 #   onmetal-rig/alertmanager            REAL Alertmanager (Debian package prometheus-alertmanager)
 #   onmetal-rig/registry                REAL registry (Debian package docker-registry), :5000
 #   onmetal-test/base                   the Debian base image, for function builds on the nodes
+#   onmetal-test/s3                     TEST DOUBLE of docker.io/minio/minio (moto's S3 from PyPI, pinned), :9000
+#   onmetal-test/demo-async             the async-worker demo app, built from the product's demo/async-upload
 # No registry is contacted: every image starts FROM the local onmetal-rig/base:current (tests/rig/build-images.sh)
 # and installs Debian packages. Tags are content hashes (base image id + Dockerfile + sources), ":current" names
 # the newest build; an image or archive that already exists for its hash is not rebuilt (re-runs are cheap).
@@ -126,6 +128,36 @@ build_file onmetal-rig/alertmanager alertmanager.Dockerfile
 archive alertmanager real prom/alertmanager
 build_file onmetal-rig/registry registry.Dockerfile
 archive registry real registry:2
+# Async-worker demo (docs/async-worker.md): the MinIO double and the demo app. The app's Dockerfile lives with the
+# product (demo/async-upload, default base debian:bookworm-slim); here it is built FROM the local base.
+# Its context is made here: s3/ plus the pinned wheels, downloaded by the host's pip (the build container has no
+# route to PyPI through the machine's TLS set-up) and installed offline in the image.
+REF="onmetal-test/s3:$( { echo "$BASE_ID"; sha256sum <"$HERE/images/s3.Dockerfile"; tree_hash s3; } | hash)"
+if ! have "$REF"; then
+  t0=$SECONDS
+  ctx=$(mktemp -d)
+  log=$(mktemp)
+  cp -r "$HERE/s3" "$ctx/s3"
+  { python3 -m pip download -q --disable-pip-version-check -d "$ctx/wheels" -r "$HERE/s3/requirements.txt" &&
+    docker build -q --build-arg "BASE=$BASE_PIN" -f "$HERE/images/s3.Dockerfile" -t "$REF" "$ctx"; } >"$log" 2>&1 ||
+    { grep -v '^WARNING: Location' "$log" >&2; rm -rf "$ctx" "$log"; die "building $REF from images/s3.Dockerfile failed"; }
+  rm -rf "$ctx" "$log"
+  echo "doubles: built $REF in $((SECONDS - t0))s" >&2
+fi
+docker tag "$REF" onmetal-test/s3:current
+archive s3 double docker.io/minio/minio
+DEMO_DIR=$ROOT/demo/async-upload
+REF="onmetal-test/demo-async:$( { echo "$BASE_ID"; (cd "$DEMO_DIR" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum); } | hash)"
+if ! have "$REF"; then
+  t0=$SECONDS
+  log=$(mktemp)
+  docker build -q --build-arg "BASE_IMAGE=$BASE_PIN" -t "$REF" "$DEMO_DIR" >"$log" 2>&1 ||
+    { cat "$log" >&2; rm -f "$log"; die "building $REF from $DEMO_DIR failed"; }
+  rm -f "$log"
+  echo "doubles: built $REF in $((SECONDS - t0))s" >&2
+fi
+docker tag "$REF" onmetal-test/demo-async:current
+archive demo-async real ""
 # The Debian base (pinned tag) goes into the bundle too: the functions role builds function images on a node
 # FROM it (functions_base_image), as a site would with its own base image.
 REF=$BASE_PIN

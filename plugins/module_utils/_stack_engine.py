@@ -27,6 +27,38 @@ class StackError(Exception):
         self.details = details
 
 
+# What managers answer when Raft has no leader: at once ("does not have a leader"), or after the engine's
+# own deadline while an election cannot complete ("rpc error: ... context deadline exceeded").
+QUORUM_HINTS = ("does not have a leader", "context deadline exceeded")
+
+
+def quorum_lost(text):
+    """True when an engine error says that the swarm's managers have lost their quorum."""
+    return any(hint in text for hint in QUORUM_HINTS)
+
+
+def quorum_message(error, info=None):
+    """The user's message for a quorum loss.  ``info``: the engine's ``/info`` answer (optional), for the
+    manager count and the managers this node knows of."""
+    swarm = (info or {}).get("Swarm") or {}
+    known = sorted(m.get("Addr", "?") for m in swarm.get("RemoteManagers") or [])
+    # Without a leader the engine may report Managers=0; the managers it knows of are still listed.
+    managers = swarm.get("Managers") or len(known)
+    count = (
+        f"The swarm has {managers} manager(s) ({', '.join(known)}) and needs {managers // 2 + 1} ((N/2)+1) of them "
+        "online"
+        if managers
+        else "A swarm of N managers needs (N/2)+1 of them online"
+    )
+    return (
+        f"swarm quorum lost: the managers have no leader, so the swarm refuses every management operation "
+        f"({error.strip()}). {count}; containers that run keep running. Fix: start the managers that are down (their "
+        "hosts and docker engines) and re-run. Only if they are lost for good: run 'docker swarm init "
+        "--force-new-cluster --advertise-addr <its address>' on one surviving manager, then re-run the playbook "
+        "to rejoin the others."
+    )
+
+
 class DockerApiEngine:
     """The engine operations swarm_stack needs, over ``docker.APIClient``.
 

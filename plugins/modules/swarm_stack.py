@@ -319,7 +319,12 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import run  # noqa: E402
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import DockerApiEngine, StackError  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
+    DockerApiEngine,
+    StackError,
+    quorum_lost,
+    quorum_message,
+)
 
 try:
     import docker
@@ -354,6 +359,17 @@ def _client(params):
         kwargs = docker.utils.kwargs_from_env()
         kwargs.setdefault("base_url", "unix:///var/run/docker.sock")
     return docker.APIClient(version=params["api_version"], timeout=params["timeout"], **kwargs)
+
+
+def _quorum(engine, msg):
+    """Replace an engine error that means 'no leader' with the quorum message (counts from /info)."""
+    if not quorum_lost(msg):
+        return msg
+    try:
+        info = engine.info()
+    except Exception:  # noqa: BLE001 - the message works without the counts
+        info = None
+    return quorum_message(msg, info)
 
 
 def main():
@@ -413,9 +429,15 @@ def main():
     except StackError as exc:
         details = dict(exc.details)
         details.setdefault("changed", False)
-        module.fail_json(msg=str(exc), api_calls=engine.calls, **details)
+        module.fail_json(msg=_quorum(engine, str(exc)), api_calls=engine.calls, **details)
     except docker.errors.DockerException as exc:
-        module.fail_json(msg=f"Docker engine error: {exc}", api_calls=engine.calls)
+        module.fail_json(msg=_quorum(engine, f"Docker engine error: {exc}"), api_calls=engine.calls)
+    except OSError as exc:  # requests' ConnectionError and ReadTimeout: the engine did not answer in time
+        module.fail_json(
+            msg=f"the Docker engine did not answer within {module.params['timeout']}s ({exc}); if managers are "
+            "down, the swarm may have lost its quorum: check 'docker node ls' on a manager",
+            api_calls=engine.calls,
+        )
 
     for warning in result.pop("warnings", []):
         module.warn(warning)

@@ -1,0 +1,77 @@
+"""The openfaas role refuses an inconsistent timeout chain before it touches the engine or any host, with a
+message that names the values and the fix.
+
+The chain check is the role's first task (run_once, pure templating), so the broken-chain tests run the whole
+role with a local connection: it stops there. The passing test runs only the role's preflight, with a fake
+``docker`` first on PATH that answers ``docker version`` like a Docker 20.10 engine does.
+"""
+
+import os
+import re
+import stat
+
+OPENFAAS_PLAY = """
+- name: OpenFaaS preflight
+  hosts: all
+  gather_facts: false
+  roles:
+    - onmetal.faas.openfaas
+"""
+
+PREFLIGHT_ONLY = """
+- name: OpenFaaS preflight only
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Run the role's preflight checks
+      ansible.builtin.include_role:
+        name: onmetal.faas.openfaas
+        tasks_from: preflight.yml
+"""
+
+INVENTORY = """
+all:
+  vars:
+    ansible_connection: local
+  children:
+    swarm_managers:
+      hosts:
+        m1:
+"""
+
+
+def _flat(output):
+    return re.sub(r"\s+", " ", output)
+
+
+def test_nginx_shorter_than_gateway_write_is_refused(run_play):
+    rc, out = run_play(INVENTORY, OPENFAAS_PLAY, {"openfaas_timeout_overrides": {"nginx_proxy_read_timeout": 60}})
+    text = _flat(out)
+    assert rc != 0
+    assert "The OpenFaaS timeout chain is inconsistent (openfaas_timeout=60," in text
+    assert (
+        "nginx proxy_read_timeout 60s must be longer than the gateway's gateway_write_timeout 65s, or nginx "
+        "returns 504 for calls the gateway still serves; raise nginx_proxy_read_timeout above 65s" in text
+    )
+    # It stopped at the chain: the engine was never asked.
+    assert "Read the engine's API range" not in text
+
+
+def test_exec_longer_than_upstream_is_refused(run_play):
+    rc, out = run_play(INVENTORY, OPENFAAS_PLAY, {"openfaas_timeout_overrides": {"function_exec_timeout": "2m"}})
+    text = _flat(out)
+    assert rc != 0
+    assert "function exec_timeout 120s is longer than the gateway's upstream_timeout 60s" in text
+    assert "raise gateway_upstream_timeout to at least 120s" in text
+
+
+def test_consistent_chain_passes_preflight(run_play, tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "docker"
+    fake.write_text("#!/bin/sh\necho '1.12 1.41 20.10.24'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    rc, out = run_play(INVENTORY, PREFLIGHT_ONLY, {"openfaas_timeout": "90s"})
+    assert rc == 0, out
+    assert "Check that the timeout chain holds" in out

@@ -10,38 +10,13 @@ import json
 import urllib.error
 
 import pytest
-from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _openfaas as of
 from ansible_collections.onmetal.faas.plugins.modules import openfaas_function
+from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import ModuleExit
 
 GATEWAY = "http://127.0.0.1:8080"
-
-
-class ModuleExit(Exception):
-    def __init__(self, result, failed):
-        super().__init__(result.get("msg"))
-        self.result = result
-        self.failed = failed
-
-
-@pytest.fixture(autouse=True)
-def capture_exit(monkeypatch):
-    def exit_json(self, **kwargs):
-        kwargs["warnings"] = list(getattr(self, "_test_warnings", []))
-        raise ModuleExit(kwargs, False)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs["msg"] = msg
-        raise ModuleExit(kwargs, True)
-
-    def warn(self, warning):
-        self._test_warnings = getattr(self, "_test_warnings", []) + [warning]
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
 
 
 class Resp:

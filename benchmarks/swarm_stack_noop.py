@@ -93,6 +93,38 @@ class CountingProxy:
         self.server.close()
 
 
+PROCESS_TIMER = """# Written by benchmarks/swarm_stack_noop.py: log how long each Python process of a module ran
+# (from exec, read from /proc, to exit), so the module's own cost can be told from Ansible's per-task cost.
+import atexit, os, sys, time
+_log = os.environ.get("BENCH_PROCESS_LOG")
+# the module's interpreter runs AnsiballZ_<module>.py, or reads the wrapper from stdin with pipelining
+if _log and os.path.basename(sys.argv[0] if sys.argv else "") != "ansible-playbook":
+    def _done():
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        with open(_log, "a") as f:
+            f.write("%.3f %s\\n" % (uptime - start_ticks / os.sysconf("SC_CLK_TCK"), os.path.basename(sys.argv[0])))
+    atexit.register(_done)
+"""
+
+
+def process_seconds(path):
+    """Sum of the logged Python process times (the module's process; docker_stack's CLI calls run inside it)."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        total = sum(float(line.split()[0]) for line in handle if line.strip())
+    os.unlink(path)
+    return total
+
+
+LABEL_OURS = "onmetal.faas.swarm_stack"
+LABEL_THEIRS = "community.docker.docker_stack"
+LABEL_FLOOR = "ansible.builtin.ping (floor)"
+
+
 def compose(services, image):
     return {
         "version": "3.8",
@@ -195,33 +227,36 @@ def main():
     }
     theirs = {"community.docker.docker_stack": {"name": "benchcd", "compose": [definition], "docker_host": proxy_host}}
 
-    results = {}
+    timer_dir = os.path.join(workdir, "timer")
+    os.makedirs(timer_dir)
+    with open(os.path.join(timer_dir, "sitecustomize.py"), "w") as handle:
+        handle.write(PROCESS_TIMER)
+    env["PYTHONPATH"] = timer_dir + os.pathsep + env.get("PYTHONPATH", "")
+    env["BENCH_PROCESS_LOG"] = process_log = os.path.join(workdir, "process.log")
+
+    tasks = {LABEL_OURS: ours, LABEL_THEIRS: theirs, LABEL_FLOOR: {"ansible.builtin.ping": {}}}
+    samples = {label: {"task": [], "process": [], "calls": [], "wall": [], "changed": []} for label in tasks}
+    first_changed = {}
     try:
-        for label, task in (("onmetal.faas.swarm_stack", ours), ("community.docker.docker_stack", theirs)):
-            first, _s, _w = run_playbook(workdir, "deploy", task, env, args.python)
+        for label in (LABEL_OURS, LABEL_THEIRS):
+            first, _s, _w = run_playbook(workdir, "deploy", tasks[label], env, args.python)
+            first_changed[label] = bool(first.get("changed"))
+            # a second run lets the first deployment settle, so the no-op runs measure a converged stack
+            run_playbook(workdir, "settle", tasks[label], env, args.python)
             proxy.take()
-            if label.startswith("onmetal"):
-                # let the first deployment settle so the no-op runs measure a converged stack
-                run_playbook(workdir, "settle", task, env, args.python)
-                proxy.take()
-            times, calls, walls, changed = [], [], [], []
-            for _run in range(args.runs):
+            process_seconds(process_log)
+        # Side by side: each round runs the three tasks one after the other, so load changes hit all three.
+        for _run in range(args.runs):
+            for label, task in tasks.items():
                 result, seconds, wall = run_playbook(workdir, "noop", task, env, args.python)
                 reqs = proxy.take()
-                times.append(seconds)
-                walls.append(wall)
-                calls.append(len(reqs))
-                changed.append(bool(result.get("changed")))
-            results[label] = {
-                "task_seconds_median": statistics.median(times),
-                "task_seconds": times,
-                "api_calls_median": statistics.median(calls),
-                "api_calls": calls,
-                "playbook_wall_seconds_median": statistics.median(walls),
-                "changed": changed,
-                "first_deploy_changed": bool(first.get("changed")),
-                "last_requests": _histogram(reqs),
-            }
+                sample = samples[label]
+                sample["task"].append(seconds)
+                sample["wall"].append(wall)
+                sample["process"].append(process_seconds(process_log))
+                sample["calls"].append(len(reqs))
+                sample["changed"].append(bool(result.get("changed")))
+                sample["requests"] = _histogram(reqs)
     finally:
         if not args.keep:
             for name in ("benchours", "benchcd"):
@@ -234,18 +269,46 @@ def main():
         proxy.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    a = results["onmetal.faas.swarm_stack"]
-    b = results["community.docker.docker_stack"]
+    floor = statistics.median(samples[LABEL_FLOOR]["task"])
+    results = {}
+    for label, sample in samples.items():
+        results[label] = {
+            "task_seconds": sample["task"],
+            "task_seconds_median": statistics.median(sample["task"]),
+            "above_floor_seconds_median": statistics.median(sample["task"]) - floor,
+            "process_seconds": sample["process"],
+            "process_seconds_median": statistics.median(sample["process"]),
+            "api_calls": sample["calls"],
+            "api_calls_median": statistics.median(sample["calls"]),
+            "playbook_wall_seconds_median": statistics.median(sample["wall"]),
+            "changed": sample["changed"],
+            "first_deploy_changed": first_changed.get(label),
+            "last_requests": sample.get("requests"),
+        }
+    a, b = results[LABEL_OURS], results[LABEL_THEIRS]
     print(json.dumps(results, indent=2, sort_keys=True))
     print()
-    print(f"no-op run of a {args.services}-service stack, median of {args.runs} runs")
-    print(f"{'module':34} {'task s':>8} {'API calls':>10} {'changed':>8}")
+    print(f"no-op run of a {args.services}-service stack, {args.runs} rounds side by side, medians; load {_load()}")
+    print(f"{'task':34} {'task s':>7} {'- floor':>8} {'process s':>10} {'API calls':>10} {'changed':>8}")
     for label, r in results.items():
-        print(f"{label:34} {r['task_seconds_median']:8.2f} {r['api_calls_median']:10.0f} {str(any(r['changed'])):>8}")
+        print(
+            f"{label:34} {r['task_seconds_median']:7.3f} {r['above_floor_seconds_median']:8.3f} "
+            f"{r['process_seconds_median']:10.3f} {r['api_calls_median']:10.0f} {str(any(r['changed'])):>8}"
+        )
     print(
-        f"ratio docker_stack/swarm_stack: time {b['task_seconds_median'] / a['task_seconds_median']:.1f}x, "
-        f"API calls {b['api_calls_median'] / max(a['api_calls_median'], 1):.1f}x"
+        "ratio docker_stack/swarm_stack: task {:.1f}x, task above the floor {:.1f}x, module process {:.1f}x, "
+        "API calls {:.1f}x".format(
+            b["task_seconds_median"] / a["task_seconds_median"],
+            b["above_floor_seconds_median"] / max(a["above_floor_seconds_median"], 0.001),
+            b["process_seconds_median"] / a["process_seconds_median"],
+            b["api_calls_median"] / max(a["api_calls_median"], 1),
+        )
     )
+
+
+def _load():
+    with open("/proc/loadavg") as handle:
+        return " ".join(handle.read().split()[:3])
 
 
 def _histogram(requests):

@@ -1,5 +1,6 @@
 # Copyright (c) onmetal.faas contributors
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Block device inspection and I/O scheduler planning for onmetal.faas.
 
 Private module_utils: everything here is plain data in, plain data out, except for the small

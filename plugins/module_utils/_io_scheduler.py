@@ -1,5 +1,6 @@
 # Copyright (c) onmetal.faas contributors
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Runners behind the io_scheduler and io_scheduler_info modules.
 
 The modules only declare their interface; these functions read sysfs, ask

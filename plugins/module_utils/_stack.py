@@ -1,5 +1,6 @@
 # Copyright (c) onmetal.faas contributors
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """swarm_stack's single entry point: plan, then (unless check mode) apply, wait, roll back.
 
 All I/O is injected: the engine (see ``_stack_engine.DockerApiEngine``), ``read_file`` for

@@ -1,5 +1,6 @@
 # Copyright (c) onmetal.faas contributors
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Compose file (format 3.x, the subset ``docker stack deploy`` accepts) -> Swarm API objects.
 
 Pure functions only: no Docker, no files, no clock.  Everything here is unit-tested from plain

@@ -1,17 +1,20 @@
 # Copyright (c) onmetal.faas contributors
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Talk to the engine for swarm_stack: read the stack, apply a plan, wait, roll back.
 
-The engine is an object with the small interface of :class:`DockerApiEngine` (an adapter over
-the Docker SDK's low-level ``APIClient``).  Unit tests pass a fake with the same methods; the clock
+The engine is an object with the small interface of :class:`DockerApiEngine` (Engine API requests
+over the standard-library client in ``_engine_http``).  Unit tests pass a fake with the same methods; the clock
 and ``sleep`` are injected too.
 """
 
+import base64
 import copy
 import datetime
 import re
 import time
 
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
     HASH_LABEL,
     STACK_LABEL,
@@ -60,117 +63,115 @@ def quorum_message(error, info=None):
 
 
 class DockerApiEngine:
-    """The engine operations swarm_stack needs, over ``docker.APIClient``.
+    """The engine operations swarm_stack needs, over an :class:`._engine_http.EngineHTTP` client.
 
     Every method is one Engine API request, so the number of calls a run makes is easy to reason
-    about (and is counted in ``calls``).
+    about (and is counted in ``calls``).  ``auth_lookup(image)`` returns the X-Registry-Auth header
+    for the image's registry, or None.
     """
 
-    def __init__(self, api, auth_module=None):
-        self.api = api
-        self._auth = auth_module
+    def __init__(self, http, auth_lookup=None):
+        self.http = http
+        self._auth_lookup = auth_lookup
         self.calls = 0
 
-    def _count(self):
+    def _get(self, template, *args, params=None):
         self.calls += 1
+        return self.http.get(build_path(template, *args, params=params))
+
+    def _post(self, template, *args, body=None, headers=None, params=None):
+        self.calls += 1
+        return self.http.post(build_path(template, *args, params=params), body=body, headers=headers)
+
+    def _delete(self, template, *args):
+        self.calls += 1
+        return self.http.delete(build_path(template, *args))
 
     def info(self):
-        self._count()
-        return self.api.info()
+        return self._get("/info")
 
     def services(self, stack):
         """Services of one stack; with ``stack=None`` the services of every stack."""
-        self._count()
         label = STACK_LABEL if stack is None else f"{STACK_LABEL}={stack}"
-        return self.api.services(filters={"label": label})
+        return self._get("/services", params={"filters": {"label": [label]}}) or []
 
     def tasks(self, service_ids):
-        self._count()
-        return self.api.tasks(filters={"service": list(service_ids)})
+        return self._get("/tasks", params={"filters": {"service": list(service_ids)}}) or []
 
     def networks(self):
-        self._count()
-        return self.api.networks()
+        return self._get("/networks") or []
 
     def secrets(self):
-        self._count()
-        return self.api.secrets()
+        return self._get("/secrets") or []
 
     def configs(self):
-        self._count()
-        return self.api.configs()
+        return self._get("/configs") or []
 
     def create_network(self, spec):
-        self._count()
-        result = self.api.create_network(
-            spec["Name"],
-            driver=spec.get("Driver"),
-            options=spec.get("Options") or None,
-            ipam=spec.get("IPAM"),
-            internal=spec.get("Internal", False),
-            labels=spec.get("Labels"),
-            attachable=spec.get("Attachable", False),
-            scope="swarm" if spec.get("Driver") == "overlay" else None,
-        )
-        return result["Id"]
+        body = {
+            "Name": spec["Name"],
+            "Driver": spec.get("Driver"),
+            "Internal": spec.get("Internal", False),
+            "Attachable": spec.get("Attachable", False),
+            "Labels": spec.get("Labels") or {},
+        }
+        if spec.get("Options"):
+            body["Options"] = spec["Options"]
+        if spec.get("IPAM"):
+            body["IPAM"] = spec["IPAM"]
+        if spec.get("Driver") == "overlay":
+            body["Scope"] = "swarm"
+        return self._post("/networks/create", body=body)["Id"]
 
     def remove_network(self, net_id):
-        self._count()
-        self.api.remove_network(net_id)
+        self._delete("/networks/{0}", net_id)
+
+    def _create_object(self, kind, name, data, labels):
+        body = {"Name": name, "Data": base64.b64encode(data).decode("ascii"), "Labels": labels or {}}
+        return self._post(f"/{kind}/create", body=body)["ID"]
 
     def create_secret(self, name, data, labels):
-        self._count()
-        return self.api.create_secret(name, data, labels=labels)["ID"]
+        return self._create_object("secrets", name, data, labels)
 
     def remove_secret(self, secret_id):
-        self._count()
-        self.api.remove_secret(secret_id)
+        self._delete("/secrets/{0}", secret_id)
 
     def create_config(self, name, data, labels):
-        self._count()
-        return self.api.create_config(name, data, labels=labels)["ID"]
+        return self._create_object("configs", name, data, labels)
 
     def remove_config(self, config_id):
-        self._count()
-        self.api.remove_config(config_id)
+        self._delete("/configs/{0}", config_id)
 
     def registry_auth(self, image):
         """The X-Registry-Auth header for the image's registry from the client's config, or None."""
-        if self._auth is None:
-            return None
-        registry, _repo = self._auth.resolve_repository_name(image)
-        return self._auth.get_config_header(self.api, registry)
+        return self._auth_lookup(image) if self._auth_lookup is not None else None
 
     def create_service(self, spec, auth_header=None):
-        self._count()
-        headers = {"X-Registry-Auth": auth_header} if auth_header else {}
-        url = self.api._url("/services/create")
-        return self.api._result(self.api._post_json(url, data=spec, headers=headers), True)["ID"]
+        headers = {"X-Registry-Auth": auth_header} if auth_header else None
+        return self._post("/services/create", body=spec, headers=headers)["ID"]
 
     def update_service(self, service_id, version, spec, auth_header=None, rollback=False):
-        self._count()
-        headers = {"X-Registry-Auth": auth_header} if auth_header else {}
+        headers = {"X-Registry-Auth": auth_header} if auth_header else None
         params = {"version": version}
         if rollback:
             params["rollback"] = "previous"
-        url = self.api._url("/services/{0}/update", service_id)
-        return self.api._result(self.api._post_json(url, data=spec, headers=headers, params=params), True)
+        return self._post("/services/{0}/update", service_id, body=spec, headers=headers, params=params)
 
     def inspect_service(self, service_id):
-        self._count()
-        return self.api.inspect_service(service_id)
+        return self._get("/services/{0}", service_id)
 
     def remove_service(self, service_id):
-        self._count()
-        self.api.remove_service(service_id)
+        self._delete("/services/{0}", service_id)
 
     def distribution_digest(self, image):
-        self._count()
-        return self.api.inspect_distribution(image)["Descriptor"]["digest"]
+        self.calls += 1
+        auth = self.registry_auth(image)
+        headers = {"X-Registry-Auth": auth} if auth else None
+        answer = self.http.request("GET", build_path("/distribution/{0}/json", image), headers=headers)
+        return answer["Descriptor"]["digest"]
 
     def local_repo_digests(self, image):
-        self._count()
-        return self.api.inspect_image(image).get("RepoDigests") or []
+        return self._get("/images/{0}/json", image).get("RepoDigests") or []
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +360,7 @@ def _engine_call(func, what, *args):
         return func(*args)
     except StackError:
         raise
-    except Exception as exc:  # noqa: BLE001 - docker.errors.APIError and connection errors
+    except Exception as exc:  # noqa: BLE001 - EngineAPIError and connection errors
         raise StackError(f"engine refused to {what}: {_explain(exc)}") from None
 
 
@@ -393,7 +394,7 @@ def _remove_networks(engine, networks, removed_service_ids, sleep, polls=30):
             try:
                 if not engine.tasks(removed_service_ids):
                     break
-            except Exception:  # noqa: BLE001 - engines answer 404 once a removed service is gone
+            except Exception:  # noqa: BLE001 - engines answer "not found" once a removed service is gone
                 break
             sleep(1)
     for net_id, name in networks:

@@ -9,7 +9,8 @@ short_description: Deploy a Docker Swarm stack from a compose definition, plan f
 version_added: 0.1.0
 description:
   - Deploys a stack (services, networks, secrets, configs) described in compose file format 3.x to a
-    Docker Swarm, talking to the Engine API through the Docker SDK. No C(docker) CLI is needed.
+    Docker Swarm, talking to the Engine API directly (Python standard library; neither the Docker SDK nor
+    the C(docker) CLI is needed).
   - B(Plan first.) The compose definition is validated and converted into Engine API service specs
     (a pure function), every object is compared with what the swarm runs, and the sets of services,
     networks, secrets and configs to create, update and remove are computed before anything is
@@ -123,6 +124,9 @@ options:
     description:
       - Send the registry credentials of the managed node's Docker client configuration to the swarm, so that
         the nodes can pull private images.
+      - Read as the docker CLI does, from C($DOCKER_CONFIG/config.json) or C(~/.docker/config.json) of the user the
+        module runs as; C(credHelpers), C(auths) and C(credsStore) (through C(docker-credential-NAME get)) in that
+        order. The same credentials are used for the registry lookups of O(resolve_digests).
     type: bool
     default: false
   wait:
@@ -300,8 +304,8 @@ rolled_back:
   type: dict
 api_calls:
   description: >-
-    Engine API requests made by the module's engine layer (not counting the version negotiation request of
-    O(api_version=auto)).
+    Engine API requests the module made (a no-op run of a stack makes 6: info, services, networks, secrets,
+    configs, tasks).
   returned: always
   type: int
   sample: 6
@@ -318,6 +322,16 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (  # noqa: E402
+    EngineAPIError,
+    EngineConfigError,
+    client_from_params,
+    connection_problem,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import (  # noqa: E402
+    RegistryAuthError,
+    auth_lookup,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import run  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
     DockerApiEngine,
@@ -326,24 +340,12 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import 
     quorum_message,
 )
 
-try:
-    import docker
-    from docker import auth as docker_auth
 
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-try:
+def _yaml_loader():
+    """PyYAML's safe_load, imported only for compose_files (a no-op run with O(compose) does not pay for it)."""
     import yaml
 
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError:
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = traceback.format_exc()
+    return yaml.safe_load
 
 
 def _read_file(path):
@@ -352,13 +354,19 @@ def _read_file(path):
 
 
 def _client(params):
-    kwargs = {}
-    if params["docker_host"]:
-        kwargs["base_url"] = params["docker_host"]
-    else:
-        kwargs = docker.utils.kwargs_from_env()
-        kwargs.setdefault("base_url", "unix:///var/run/docker.sock")
-    return docker.APIClient(version=params["api_version"], timeout=params["timeout"], **kwargs)
+    return client_from_params(params, os.environ)
+
+
+def _helper_runner(module):
+    """Run a docker credential helper ('docker-credential-NAME get', server address on stdin)."""
+
+    def run_helper(program, server):
+        path = module.get_bin_path(program)
+        if path is None:
+            return 127, "", f"{program} is named in the docker config but is not in PATH; install it or edit the config"
+        return module.run_command([path, "get"], data=server, binary_data=True)
+
+    return run_helper
 
 
 def _quorum(engine, msg):
@@ -401,25 +409,25 @@ def main():
         required_if=[("state", "present", ("compose", "compose_files"), True)],
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    if module.params["compose_files"] and not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+    parse_yaml = None
+    if module.params["compose_files"]:
+        try:
+            parse_yaml = _yaml_loader()
+        except ImportError:
+            module.fail_json(msg=missing_required_lib("PyYAML"), exception=traceback.format_exc())
 
     try:
-        engine = DockerApiEngine(_client(module.params), docker_auth)
-    except Exception as exc:  # noqa: BLE001 - DockerException, connection errors
-        module.fail_json(
-            msg=f"cannot connect to the Docker engine at {module.params['docker_host'] or 'DOCKER_HOST/default'}: "
-            f"{exc}; is dockerd running and is docker_host right?"
-        )
+        http = _client(module.params)
+    except EngineConfigError as exc:
+        module.fail_json(msg=str(exc))
+    engine = DockerApiEngine(http, auth_lookup(os.environ, _read_file, _helper_runner(module)))
 
     try:
         result = run(
             module.params,
             engine,
             read_file=_read_file,
-            parse_yaml=yaml.safe_load if HAS_YAML else None,
+            parse_yaml=parse_yaml,
             ipvs_present=os.path.exists(module.params["ipvs_probe_path"]),
             check_mode=module.check_mode,
             want_diff=module._diff,
@@ -430,14 +438,14 @@ def main():
         details = dict(exc.details)
         details.setdefault("changed", False)
         module.fail_json(msg=_quorum(engine, str(exc)), api_calls=engine.calls, **details)
-    except docker.errors.DockerException as exc:
+    except EngineAPIError as exc:
         module.fail_json(msg=_quorum(engine, f"Docker engine error: {exc}"), api_calls=engine.calls)
-    except OSError as exc:  # requests' ConnectionError and ReadTimeout: the engine did not answer in time
-        module.fail_json(
-            msg=f"the Docker engine did not answer within {module.params['timeout']}s ({exc}); if managers are "
-            "down, the swarm may have lost its quorum: check 'docker node ls' on a manager",
-            api_calls=engine.calls,
-        )
+    except (RegistryAuthError, EngineConfigError) as exc:
+        module.fail_json(msg=str(exc), api_calls=engine.calls)
+    except OSError as exc:  # no socket, refused, TLS, or the engine did not answer in time
+        module.fail_json(msg=connection_problem(exc, http), api_calls=engine.calls)
+    finally:
+        http.close()
 
     for warning in result.pop("warnings", []):
         module.warn(warning)

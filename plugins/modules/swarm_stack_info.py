@@ -94,33 +94,25 @@ configs:
   elements: str
 """
 
-import traceback  # noqa: E402
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (  # noqa: E402
+    EngineAPIError,
+    EngineConfigError,
+    client_from_params,
+    connection_problem,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import describe  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
     DockerApiEngine,
     StackError,
 )
 
-try:
-    import docker
-
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
 
 def _client(params):
-    if params["docker_host"]:
-        kwargs = {"base_url": params["docker_host"]}
-    else:
-        kwargs = docker.utils.kwargs_from_env()
-        kwargs.setdefault("base_url", "unix:///var/run/docker.sock")
-    return docker.APIClient(version=params["api_version"], timeout=params["timeout"], **kwargs)
+    return client_from_params(params, os.environ)
 
 
 def main():
@@ -133,18 +125,20 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     try:
-        engine = DockerApiEngine(_client(module.params))
-        result = describe(module.params, engine)
+        http = _client(module.params)
+    except EngineConfigError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        result = describe(module.params, DockerApiEngine(http))
     except StackError as exc:
         module.fail_json(msg=str(exc), **exc.details)
-    except docker.errors.DockerException as exc:
-        module.fail_json(
-            msg=f"Docker engine error at {module.params['docker_host'] or 'DOCKER_HOST/default'}: {exc}; "
-            "is dockerd running and is docker_host right?"
-        )
+    except EngineAPIError as exc:
+        module.fail_json(msg=f"Docker engine error at {http.base_url}: {exc}")
+    except OSError as exc:
+        module.fail_json(msg=connection_problem(exc, http))
+    finally:
+        http.close()
     module.exit_json(changed=False, **result)
 
 

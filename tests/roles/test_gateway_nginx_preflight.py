@@ -61,6 +61,80 @@ def test_malformed_upstream_is_refused(run_play):
     assert 'gateway_nginx_upstreams must list at least one gateway as "host:port"' in text
 
 
+def _stopped_at(out, task):
+    """The run failed at ``task`` of the preflight, changed nothing and ran no task after it."""
+    assert re.search(r"ng1\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=1\s", out), out
+    assert f"TASK [onmetal.faas.gateway_nginx : {task}]" in out
+    tail = out.split(f"TASK [onmetal.faas.gateway_nginx : {task}]", 1)[1]
+    assert "TASK [" not in tail, "a task ran after the failed check"
+    assert "Install nginx" not in out
+
+
+def test_admin_cidr_prefix_typo_is_refused_before_anything_changes(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_admin_cidrs": ["127.0.0.1/32", "10.0.0.0/33"]})
+    text = _flat(out)
+    assert rc != 0
+    assert (
+        "ng1: gateway_nginx_admin_cidrs must list IPv4 or IPv6 addresses or networks in CIDR notation (network "
+        "address/prefix length, such as 10.0.0.0/24, 192.0.2.7 or 2001:db8::/64); gateway_nginx_admin_cidrs[1] "
+        "'10.0.0.0/33': the prefix length /33 is out of range: an IPv4 prefix is /0 to /32 (/32 is a single "
+        "address). Nothing was changed on the host: correct the list and re-run." in text
+    )
+    _stopped_at(out, "Check the admin networks")
+
+
+def test_every_admin_cidr_typo_is_named_in_one_message(run_play):
+    rc, out = run_play(
+        INVENTORY,
+        ROLE_PLAY,
+        {"gateway_nginx_admin_cidrs": ["10.0.0.300/24", "10.0.0.0/24,", "10.0.0.1/24", "2001:db8::/64"]},
+    )
+    text = _flat(out)
+    assert rc != 0
+    assert "gateway_nginx_admin_cidrs[0] '10.0.0.300/24': '10.0.0.300' is not an IPv4 address: 300 is above 255" in text
+    assert "gateway_nginx_admin_cidrs[1] '10.0.0.0/24,': a comma, semicolon or space is not part of an entry" in text
+    assert (
+        "gateway_nginx_admin_cidrs[2] '10.0.0.1/24': host bits are set: 10.0.0.1 is an address inside the network "
+        "10.0.0.0/24" in text
+    )
+    assert "write 10.0.0.0/24 for the network, or 10.0.0.1/32 for this one address" in text
+    assert "gateway_nginx_admin_cidrs[3]" not in text
+    _stopped_at(out, "Check the admin networks")
+
+
+def test_ipv6_listen_address_without_brackets_is_refused(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_listen_addresses": ["*", "::"]})
+    text = _flat(out)
+    assert rc != 0
+    assert "gateway_nginx_listen_addresses[1] '::': an IPv6 listen address needs brackets; write [::]" in text
+    _stopped_at(out, "Check the listen addresses")
+
+
+def test_valid_addresses_pass_the_preflight(run_play):
+    play = """
+- name: gateway_nginx preflight only
+  hosts: all
+  gather_facts: true
+  gather_subset: ["!all", "!min", "distribution"]
+  tasks:
+    - name: Run the role's preflight checks
+      ansible.builtin.include_role:
+        name: onmetal.faas.gateway_nginx
+        tasks_from: preflight.yml
+"""
+    rc, out = run_play(
+        INVENTORY,
+        play,
+        {
+            "gateway_nginx_admin_cidrs": ["127.0.0.1/32", "::1/128", "10.0.0.0/8", "192.0.2.7", "2001:db8::/64"],
+            "gateway_nginx_listen_addresses": ["*", "[::]"],
+            "gateway_nginx_upstreams": ["127.0.0.1:8080", "[::1]:8080", "openfaas_gateway:8080"],
+        },
+    )
+    assert rc == 0, out
+    assert "TASK [onmetal.faas.gateway_nginx : Check the admin networks]" in out
+
+
 def test_old_tls_version_is_refused_by_the_argument_spec(run_play):
     rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_tls_protocols": ["TLSv1.1", "TLSv1.2"]})
     assert rc != 0

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineAPIError, EngineHTTP
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
     DockerApiEngine,
     StackError,
@@ -14,6 +15,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import 
     service_status,
     wait_for_services,
 )
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 
 T0 = "2026-11-26T20:00:00.000000000Z"
 SINCE = parse_time(T0)
@@ -223,29 +225,42 @@ def test_repository(image, repo):
     assert _repository(image) == repo
 
 
-class _FakeApi:
-    """Records what DockerApiEngine sends for the raw service endpoints."""
-
-    def __init__(self):
-        self.posts = []
-
-    def _url(self, path, *args):
-        return path.format(*args)
-
-    def _post_json(self, url, data=None, headers=None, params=None):
-        self.posts.append((url, data, headers, params))
-        return {"ID": "new"}
-
-    def _result(self, response, json=False):
-        return response
+@pytest.fixture
+def fake_engine(tmp_path):
+    engine = FakeEngine(str(tmp_path / "docker.sock"))
+    yield engine
+    engine.close()
 
 
-def test_engine_adapter_sends_the_raw_spec_and_rollback_flag():
-    api = _FakeApi()
-    engine = DockerApiEngine(api)
-    assert engine.create_service({"Name": "x"}, "auth") == "new"
-    engine.update_service("sid", 5, {"Name": "x"}, None, rollback=True)
-    assert api.posts[0] == ("/services/create", {"Name": "x"}, {"X-Registry-Auth": "auth"}, None)
-    assert api.posts[1] == ("/services/sid/update", {"Name": "x"}, {}, {"version": 5, "rollback": "previous"})
+def test_engine_adapter_sends_the_raw_spec_rollback_flag_and_auth(fake_engine):
+    engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"), auth_lookup=lambda image: "hdr-" + image)
+    sid = engine.create_service({"Name": "x", "Labels": {}}, "auth")
+    engine.update_service(sid, 1, {"Name": "x", "Labels": {"v": "2"}}, None, rollback=True)
+    create, update = fake_engine.requests
+    assert (create[0], create[1], create[3], create[4]["X-Registry-Auth"]) == (
+        "POST",
+        "/services/create",
+        {"Name": "x", "Labels": {}},
+        "auth",
+    )
+    assert (update[1], update[2]) == (f"/services/{sid}/update", {"version": "1", "rollback": "previous"})
+    assert "X-Registry-Auth" not in update[4]
     assert engine.calls == 2
-    assert engine.registry_auth("a:1") is None
+    assert engine.registry_auth("a:1") == "hdr-a:1"
+    assert DockerApiEngine(None).registry_auth("a:1") is None
+
+
+def test_engine_adapter_objects_round_trip(fake_engine):
+    engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"))
+    secret_id = engine.create_secret("st_pw-1", b"\x00value", {"k": "v"})
+    assert fake_engine.requests[-1][3] == {"Name": "st_pw-1", "Data": "AHZhbHVl", "Labels": {"k": "v"}}
+    net_id = engine.create_network({"Name": "st_n", "Driver": "overlay", "Labels": {}, "Options": {}})
+    assert "Options" not in fake_engine.requests[-1][3] and fake_engine.requests[-1][3]["Scope"] == "swarm"
+    assert [s["ID"] for s in engine.secrets()] == [secret_id]
+    engine.remove_secret(secret_id)
+    engine.remove_network(net_id)
+    assert engine.secrets() == [] and [n["Name"] for n in engine.networks()] == ["ingress"]
+    with pytest.raises(EngineAPIError) as err:
+        engine.remove_config("nope")
+    assert err.value.status == 404 and err.value.explanation == "config nope not found"
+    assert engine.calls == 8

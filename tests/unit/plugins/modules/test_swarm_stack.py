@@ -1,81 +1,31 @@
 """Module-level tests of swarm_stack: argument spec, check mode, result shape, errors.
 
-The Docker SDK's APIClient is replaced by a small fake with the same methods, so these tests also
-exercise the DockerApiEngine adapter.
+The engine is the in-memory test double in tests/unit/plugins/_fake_engine.py on a real unix
+socket, so these tests also exercise the standard-library HTTP client and the DockerApiEngine
+adapter (paths, query filters, bodies, error answers).
 """
 
+import base64
 import copy
+import json
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.onmetal.faas.plugins.modules import swarm_stack, swarm_stack_info
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import ModuleExit
 
 
-class FakeApi:
-    """Just enough of docker.APIClient for a stack with one service and no secrets."""
-
-    def __init__(self, manager=True):
-        self.manager = manager
-        self.services_store = []
-        self.networks_store = []
-        self.requests = []
-
-    def info(self):
-        return {
-            "SystemTime": "2026-11-26T20:00:00Z",
-            "Swarm": {"LocalNodeState": "active", "ControlAvailable": self.manager, "NodeID": "node1"},
-        }
-
-    def services(self, filters=None):
-        key, _sep, value = filters["label"].partition("=")
-        return [
-            copy.deepcopy(s)
-            for s in self.services_store
-            if key in s["Spec"]["Labels"] and (not value or s["Spec"]["Labels"][key] == value)
-        ]
-
-    def tasks(self, filters=None):
-        return [
-            {"ServiceID": s["ID"], "DesiredState": "running", "Status": {"State": "running"}}
-            for s in self.services_store
-            if s["ID"] in filters["service"]
-        ]
-
-    def networks(self):
-        return copy.deepcopy(self.networks_store)
-
-    def secrets(self):
-        return []
-
-    def configs(self):
-        return []
-
-    def create_network(self, name, **kwargs):
-        self.requests.append(("create_network", name, kwargs["attachable"], kwargs["scope"]))
-        self.networks_store.append({"Id": "net1", "Name": name, "Labels": kwargs["labels"]})
-        return {"Id": "net1"}
-
-    def _url(self, path, *args):
-        return path.format(*args)
-
-    def _post_json(self, url, data=None, headers=None, params=None):
-        self.requests.append(("post", url))
-        if url == "/services/create":
-            self.services_store.append({"ID": "svc1", "Version": {"Index": 1}, "Spec": copy.deepcopy(data)})
-        return {"ID": "svc1"}
-
-    def _result(self, response, json=False):
-        return response
-
-
 @pytest.fixture
-def api(monkeypatch):
-    fake = FakeApi()
-    monkeypatch.setattr(swarm_stack, "_client", lambda params: fake)
-    monkeypatch.setattr(swarm_stack_info, "_client", lambda params: fake)
-    return fake
+def api(tmp_path, monkeypatch):
+    engine = FakeEngine(str(tmp_path / "docker.sock"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine.socket_path}")
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    yield engine
+    engine.close()
 
 
 COMPOSE = {
@@ -100,21 +50,33 @@ def test_check_mode_plans_and_changes_nothing(api):
     assert not out.failed and out.result["changed"]
     assert out.result["plan"]["services"]["create"] == ["st_web"]
     assert list(out.result["diff"]["after"]["services"]) == ["st_web"]
-    assert api.requests == []
+    assert api.writes() == []
     assert out.result["warnings"] == ["services.web: ignoring keys that swarm does not use: build"]
 
 
 def test_apply_then_no_op(api):
     first = _main({"name": "st", "compose": COMPOSE, "endpoint_mode": "vip"})
     assert first.result["changed"] and not first.failed
-    assert api.requests == [("create_network", "st_default", False, "swarm"), ("post", "/services/create")]
+    assert api.writes() == [("POST", "/networks/create"), ("POST", "/services/create")]
+    sent = {(m, p): (b, h) for m, p, _q, b, h in api.requests}
+    network = sent[("POST", "/networks/create")][0]
+    assert (network["Name"], network["Driver"], network["Attachable"], network["Scope"]) == (
+        "st_default",
+        "overlay",
+        False,
+        "swarm",
+    )
+    assert "X-Registry-Auth" not in sent[("POST", "/services/create")][1]
     assert first.result["services"][0]["ports"] == [
         {"published": 28080, "target": 8080, "protocol": "tcp", "mode": "ingress"}
     ]
     api.requests.clear()
     second = _main({"name": "st", "compose": COMPOSE, "endpoint_mode": "vip"})
-    assert not second.result["changed"] and api.requests == []
-    assert second.result["api_calls"] == 6
+    assert not second.result["changed"] and api.writes() == []
+    assert second.result["api_calls"] == 6 == len(api.requests)
+    assert api.connections == 2  # one kept-alive connection per run
+    services_query = [q for m, p, q, _b, _h in api.requests if p == "/services"][0]
+    assert json.loads(services_query["filters"]) == {"label": ["com.docker.stack.namespace=st"]}
     assert "diff" not in second.result
 
 
@@ -147,10 +109,40 @@ def test_secret_values_never_reach_the_result(api):
     assert "hunter2-value" not in repr(out.result)
 
 
-def test_missing_docker_sdk_is_reported(api, monkeypatch):
-    monkeypatch.setattr(swarm_stack, "HAS_DOCKER", False)
-    out = _main({"name": "st", "compose": COMPOSE})
-    assert out.failed and "docker" in out.result["msg"]
+def test_api_version_prefixes_every_request(api):
+    out = _main({"name": "st", "compose": COMPOSE, "endpoint_mode": "vip", "api_version": "1.41"})
+    assert not out.failed
+    assert {p.split("/")[1] for _m, p, _q, _b, _h in api.requests} == {"v1.41"}
+
+
+def test_bad_api_version_and_docker_host_are_explained(api):
+    out = _main({"name": "st", "compose": COMPOSE, "api_version": "latest"})
+    assert out.failed and "api_version 'latest' is not an Engine API version" in out.result["msg"]
+    out = _main({"name": "st", "compose": COMPOSE, "docker_host": "ssh://root@10.0.0.1"})
+    assert out.failed and "ssh:// is not supported" in out.result["msg"] and "delegate_to" in out.result["msg"]
+
+
+def test_no_engine_is_explained(api, tmp_path):
+    missing = tmp_path / "nothing.sock"
+    out = _main({"name": "st", "compose": COMPOSE, "docker_host": f"unix://{missing}"})
+    assert out.failed
+    assert out.result["msg"].startswith(f"cannot connect to the Docker engine at unix://{missing}")
+    assert "is dockerd running" in out.result["msg"]
+
+
+def test_registry_auth_header_from_docker_config(api, tmp_path):
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"auths": {"reg.example:5000": {"auth": "dTpw"}}}))
+    compose = {"services": {"web": {"image": "reg.example:5000/team/web:1"}}}
+    out = _main({"name": "st", "compose": compose, "endpoint_mode": "vip", "with_registry_auth": True})
+    assert not out.failed
+    header = [h for m, p, _q, _b, h in api.requests if p == "/services/create"][0]["X-Registry-Auth"]
+    assert json.loads(base64.urlsafe_b64decode(header)) == {
+        "password": "p",
+        "serveraddress": "reg.example:5000",
+        "username": "u",
+    }
 
 
 def test_info_lists_and_describes(api):

@@ -6,13 +6,18 @@ unchanged definition ``--runs`` times.  For every no-op run we measure
 
 * the module's task duration (ansible.posix.json callback: task start -> end), and
 * the Engine API requests it made, counted by a small proxy on a unix socket between the
-  clients (Docker SDK / docker CLI) and the engine.
+  clients (swarm_stack's own client, docker_stack's Docker SDK and docker CLI) and the engine.
 
-and print medians plus the ratio docker_stack / swarm_stack.
+and print medians plus the ratio docker_stack / swarm_stack.  The runs go in rounds side by side:
+swarm_stack, docker_stack, then ``ansible.builtin.ping`` -- the floor, what Ansible costs for any
+module task on this machine (fork, AnsiballZ, interpreter start, ``ansible.module_utils.basic``).
+"Above the floor" (task time minus the ping median) is what the module itself adds; "process" is the
+wall time of the module's Python process on the node (a sitecustomize in PYTHONPATH logs it).
 
 Needs: a swarm manager engine on a unix socket (--docker-host or DOCKER_HOST), the docker CLI,
 ansible-playbook with community.docker and ansible.posix, the Python modules ``docker``, ``yaml``
-and ``jsondiff`` for --python (docker_stack needs jsondiff; add a directory with --pythonpath).
+and ``jsondiff`` for --python (docker_stack needs them; swarm_stack needs none; add a directory
+with jsondiff with --pythonpath).
 The test image is built from Debian's busybox-static by the integration target's script.
 
     sudo python3 benchmarks/swarm_stack_noop.py --docker-host unix:///run/docker.sock \
@@ -302,6 +307,12 @@ def main():
             b["above_floor_seconds_median"] / max(a["above_floor_seconds_median"], 0.001),
             b["process_seconds_median"] / a["process_seconds_median"],
             b["api_calls_median"] / max(a["api_calls_median"], 1),
+        )
+    )
+    floor_task = results[LABEL_FLOOR]["task_seconds_median"]
+    print(
+        "ceiling: docker_stack/ping {:.1f}x, the task ratio a module that does nothing at all would reach".format(
+            b["task_seconds_median"] / floor_task
         )
     )
 

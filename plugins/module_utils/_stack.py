@@ -151,7 +151,7 @@ def _service_summary(spec, short, status=None, service_id=None):
     return item
 
 
-def _absent(engine, stack, check_mode, want_diff, result, sleep):
+def _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply=None):
     current = read_current(engine, stack)
     objects = stack_objects(current, stack)
     plan = {
@@ -172,6 +172,8 @@ def _absent(engine, stack, check_mode, want_diff, result, sleep):
             "after": {"services": {}},
         }
     if result["changed"] and not check_mode:
+        if before_apply is not None:
+            before_apply(result)
         remove_stack(engine, current, stack, result["actions"], sleep)
     return result
 
@@ -211,7 +213,9 @@ def _fail(exc, params, engine, stack, plan, current, done, result, clock, sleep)
     raise StackError(msg, **details) from None
 
 
-def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_diff, clock, sleep):
+def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_diff, clock, sleep, before_apply=None):
+    """``before_apply(result)``, when given, is called once the plan says a real run must change something,
+    before the first write (the action plugin's no-op probe uses it to hand over to the module)."""
     stack = params["name"]
     result = {"changed": False, "stack": stack, "actions": [], "warnings": [], "services": []}
 
@@ -220,7 +224,7 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
     since = parse_time(info.get("SystemTime"))
 
     if params["state"] == "absent":
-        return _absent(engine, stack, check_mode, want_diff, result, sleep)
+        return _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply)
 
     mode, why = choose_endpoint_mode(params["endpoint_mode"], ipvs_present)
     compose = load_compose(params, read_file, parse_yaml)
@@ -274,6 +278,8 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
             obj["name"]: contents[section][key] for key, obj in desired[section].items() if not obj["external"]
         }
     done = {"created": [], "created_ids": {}, "updated": [], "removed": []}
+    if result["changed"] and before_apply is not None:
+        before_apply(result)
     if result["changed"]:
         try:
             apply_plan(
@@ -304,6 +310,11 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
                 sleep,
                 services=None if result["changed"] else list(current["services"].values()),
                 fresh=set(done["created"]) | set(done["updated"]),
+                rollout={
+                    name: (current["services"][name].get("UpdateStatus") or {}).get("StartedAt")
+                    for name in done["updated"]
+                    if any(p.startswith("TaskTemplate") for p in plan["services"]["changes"].get(name, []))
+                },
             ):
                 statuses[status["name"]] = status
         except StackError as exc:

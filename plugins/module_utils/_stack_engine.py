@@ -557,13 +557,21 @@ def wait_for_services(
     interval=1.0,
     services=None,
     fresh=None,
+    rollout=None,
+    rollout_grace=5.0,
 ):
     """Poll until every named service converged; raise StackError naming the failed service(s).
 
     ``services`` (optional): a fresh list of the stack's services to use for the first check, which
     saves one request when nothing was changed.  ``fresh``: names created/updated by this run
-    (default: all)."""
-    deadline = clock() + timeout
+    (default: all).  ``rollout``: {name: UpdateStatus.StartedAt before this run's update} for services
+    whose task template this run changed.  Right after such an update the old tasks still run and the
+    engine may not show the new update yet, which looks converged; such a service counts as pending
+    until its UpdateStatus shows a new update (different StartedAt), for at most ``rollout_grace``
+    seconds (changes the orchestrator does not roll out, e.g. a constraint the node still meets,
+    never start one)."""
+    started = clock()
+    deadline = started + timeout
     while True:
         listed = services if services is not None else engine.services(stack)
         services = None
@@ -587,6 +595,14 @@ def wait_for_services(
             )
             for n in names
         ]
+        if rollout and clock() - started < rollout_grace:
+            for status in statuses:
+                name = status["name"]
+                if name in rollout and status["state"] == "converged":
+                    now = (by_name[name].get("UpdateStatus") or {}).get("StartedAt")
+                    if not now or now == rollout[name]:
+                        status["state"] = "pending"
+                        status["message"] = "waiting for the swarm to start rolling out the new spec"
         failed = [s for s in statuses if s["state"] == "failed"]
         if failed:
             raise StackError(_status_text("did not converge", failed), statuses=statuses)

@@ -58,6 +58,9 @@ author:
 extends_documentation_fragment:
   - onmetal.faas.docker_api
 attributes:
+  action:
+    support: full
+    description: An action plugin answers runs that change nothing from a read-only probe (O(no_op_probe)).
   check_mode:
     support: full
     description: Computes and returns the plan (and the diff) without changing anything.
@@ -176,6 +179,16 @@ options:
       - File whose existence tells that the kernel has IPVS, for O(endpoint_mode=auto).
     type: path
     default: /proc/net/ip_vs
+  no_op_probe:
+    description:
+      - Let the action plugin answer from a read-only probe when the run changes nothing (and in check mode).
+        It sends one small standard-library Python command that makes the module's read requests, and plans on
+        the controller with the module's own code. Any run that must write, wait for convergence, read files on
+        the node (O(compose_files), C(file:) secrets), resolve digests, or meets an error, runs the module as usual.
+      - The result is the module's result for the same engine state, plus RV(no_op_probe=true).
+      - V(false) always runs the module.
+    type: bool
+    default: true
 notes:
   - Run it on a swarm manager. On a worker it fails early and says so.
   - The applied-hash label covers the definition, not the image content behind a tag. To roll out a new image
@@ -234,6 +247,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+no_op_probe:
+  description: True when the action plugin answered from its read-only probe and the module did not run.
+  returned: when the probe answered
+  type: bool
+  sample: true
 changed:
   description: Whether the swarm was (or, in check mode, would be) changed.
   returned: always
@@ -333,6 +351,11 @@ from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import
     auth_lookup,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import run  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import (  # noqa: E402
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_IF,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
     DockerApiEngine,
     StackError,
@@ -382,31 +405,9 @@ def _quorum(engine, msg):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            compose=dict(type="dict"),
-            compose_files=dict(type="list", elements="path"),
-            project_dir=dict(type="path"),
-            secret_contents=dict(type="dict", no_log=True),
-            config_contents=dict(type="dict"),
-            prune=dict(type="bool", default=False),
-            keep_old_versions=dict(type="int", default=1),
-            with_registry_auth=dict(type="bool", default=False),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=300),
-            wait_max_task_failures=dict(type="int", default=3),
-            rollback_on_failure=dict(type="bool", default=True),
-            resolve_digests=dict(type="bool", default=False),
-            require_digests=dict(type="bool", default=False),
-            endpoint_mode=dict(type="str", choices=["auto", "vip", "dnsrr"], default="auto"),
-            ipvs_probe_path=dict(type="path", default="/proc/net/ip_vs"),
-            docker_host=dict(type="str"),
-            api_version=dict(type="str", default="auto"),
-            timeout=dict(type="int", default=60),
-        ),
-        mutually_exclusive=[("compose", "compose_files")],
-        required_if=[("state", "present", ("compose", "compose_files"), True)],
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
     parse_yaml = None

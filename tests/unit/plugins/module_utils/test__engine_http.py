@@ -23,7 +23,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (
     settings_from_env,
     version_prefix,
 )
-from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 
 # --- parse_base_url ---------------------------------------------------------------------------
 
@@ -167,13 +166,6 @@ def test_build_path(template, args, params, expected):
 
 
 # --- EngineHTTP against the FakeEngine --------------------------------------------------------
-
-
-@pytest.fixture
-def fake_engine(tmp_path):
-    engine = FakeEngine(str(tmp_path / "docker.sock"))
-    yield engine
-    engine.close()
 
 
 def test_get_decodes_json(fake_engine):

@@ -15,7 +15,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import 
     service_status,
     wait_for_services,
 )
-from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 
 T0 = "2026-11-26T20:00:00.000000000Z"
 SINCE = parse_time(T0)
@@ -178,6 +177,53 @@ def test_wait_fails_fast_on_rejections():
     assert clock.now == 0.0
 
 
+class _RolloutEngine:
+    """Right after an update: the old task still runs and UpdateStatus shows the previous update for a
+    while; then the swarm starts the new one and completes it."""
+
+    def __init__(self, statuses):
+        self.statuses = statuses
+        self.polls = 0
+
+    def services(self, stack):
+        self.polls += 1
+        svc = _service(1)
+        state = self.statuses[min(self.polls - 1, len(self.statuses) - 1)]
+        if state:
+            svc["UpdateStatus"] = dict(state)
+        return [svc]
+
+    def tasks(self, ids):
+        return [_task("running")]
+
+
+OLD_UPDATE = {"State": "completed", "StartedAt": "2026-11-26T19:00:00Z"}
+NEW_UPDATE = {"State": "updating", "StartedAt": "2026-11-26T20:00:01Z"}
+NEW_DONE = {"State": "completed", "StartedAt": "2026-11-26T20:00:01Z"}
+
+
+def test_wait_does_not_take_the_old_tasks_for_a_finished_rollout():
+    engine = _RolloutEngine([OLD_UPDATE, NEW_UPDATE, NEW_DONE])
+    clock = _Clock()
+    statuses = wait_for_services(
+        engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": OLD_UPDATE["StartedAt"]}
+    )
+    assert statuses[0]["state"] == "converged" and engine.polls == 3
+    # without the rollout hint the first poll already looked converged: the race this guards against
+    engine = _RolloutEngine([OLD_UPDATE, NEW_UPDATE, NEW_DONE])
+    assert wait_for_services(engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep)[0]["state"] == "converged"
+    assert engine.polls == 1
+
+
+def test_wait_accepts_a_change_the_swarm_does_not_roll_out_after_the_grace():
+    engine = _RolloutEngine([None])
+    clock = _Clock()
+    statuses = wait_for_services(
+        engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": None}, rollout_grace=3
+    )
+    assert statuses[0]["state"] == "converged" and engine.polls == 4 and clock.now == 3.0
+
+
 class _DigestEngine:
     def __init__(self, registry=None, local=None):
         self.registry = registry or {}
@@ -223,13 +269,6 @@ def test_resolve_digests_failure_names_the_service():
 )
 def test_repository(image, repo):
     assert _repository(image) == repo
-
-
-@pytest.fixture
-def fake_engine(tmp_path):
-    engine = FakeEngine(str(tmp_path / "docker.sock"))
-    yield engine
-    engine.close()
 
 
 def test_engine_adapter_sends_the_raw_spec_rollback_flag_and_auth(fake_engine):

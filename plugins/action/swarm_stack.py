@@ -1,0 +1,105 @@
+# Copyright (c) onmetal.faas contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action plugin of onmetal.faas.swarm_stack: a read-only probe first, the module when something must change.
+
+See plugins/module_utils/_stack_probe.py for why and how.  The probe is one remote command (a
+standard-library Python script); its snapshot is planned on the controller with the module's own
+code.  A run that changes nothing (or a check-mode run) is answered from it; every other run, and
+every case the probe does not cover, executes the module as usual.
+"""
+
+import json
+import shlex
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import (
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_IF,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import probe_result, remote_script
+
+_AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        answer, why = self._probe(task_vars)
+        if answer is None:
+            display.vvv(f"swarm_stack: running the module ({why})", host=self._play_context.remote_addr)
+            answer = self._execute_module(task_vars=task_vars)
+        result.update(answer)
+        return result
+
+    def _interpreter(self, task_vars):
+        """The managed node's python, as the module would use it; None when only discovery would tell."""
+        host_vars = task_vars
+        if self._task.delegate_to:
+            host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to) or {}
+        value = host_vars.get("ansible_python_interpreter")
+        if value is not None:
+            value = self._templar.template(value)
+        if not value or value in _AUTO:
+            value = (host_vars.get("ansible_facts") or {}).get("discovered_interpreter_python")
+        return value if isinstance(value, str) and value.startswith("/") else None
+
+    def _probe(self, task_vars):
+        """(the module's result from the probe, None) or (None, why the module must run)."""
+        if self._task.async_val:
+            return None, "async"
+        interpreter = self._interpreter(task_vars)
+        if interpreter is None:
+            return None, "the node's python is not known yet (interpreter discovery runs with the module)"
+        try:
+            validation, _args = self.validate_argument_spec(
+                argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_if=REQUIRED_IF
+            )
+        except AnsibleActionFail:
+            return None, "invalid arguments"  # the module reports them in its own words
+        params = validation.validated_parameters
+        if not params["no_op_probe"]:
+            return None, "no_op_probe=false"
+        if params["state"] == "present" and (params["compose_files"] or params["resolve_digests"]):
+            return None, "compose_files or resolve_digests"  # files on the node and registry lookups
+        probe_args = {
+            "name": params["name"],
+            "docker_host": params["docker_host"],
+            "api_version": params["api_version"],
+            "timeout": params["timeout"],
+            # expanded on the node, as the module does it
+            "ipvs_probe_path": self._task.args.get("ipvs_probe_path") or ARGUMENT_SPEC["ipvs_probe_path"]["default"],
+            # the tasks are read by the wait only
+            "with_tasks": params["state"] == "present" and params["wait"] and not self._play_context.check_mode,
+        }
+        command = " ".join(
+            [
+                # the task's environment (DOCKER_HOST, TLS settings, proxies), as the module would get it
+                self._compute_environment_string(),
+                shlex.quote(interpreter),
+                "-c",
+                shlex.quote(remote_script()),
+                shlex.quote(json.dumps(probe_args)),
+            ]
+        ).strip()
+        try:
+            answer = self._low_level_execute_command(command, sudoable=True)
+            if answer.get("rc") != 0:
+                return None, "the probe exited {}: {}".format(answer.get("rc"), (answer.get("stderr") or "")[-300:])
+            snapshot = json.loads(answer.get("stdout") or "")
+        except Exception as exc:  # noqa: BLE001 - connection quirks, odd output: the module path handles them
+            return None, f"the probe failed: {exc}"
+        if not isinstance(snapshot, dict):
+            return None, "the probe printed no snapshot"
+        if "error" in snapshot:
+            return None, "the probe: " + str(snapshot["error"])
+        result = probe_result(params, snapshot, self._play_context.check_mode, self._play_context.diff)
+        return result, "the run needs the module (a change, a wait, a file or an engine error)"

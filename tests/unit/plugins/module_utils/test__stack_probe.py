@@ -1,0 +1,207 @@
+"""The read-only probe of the swarm_stack action plugin: the remote script, the snapshot engine, and
+that a probe answer equals the module's answer (the module's run() against the same engine)."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineHTTP
+from ansible_collections.onmetal.faas.plugins.module_utils._stack import run
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ARGUMENT_SPEC
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import DockerApiEngine
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import (
+    NeedsModule,
+    SnapshotEngine,
+    collect,
+    probe_result,
+    remote_script,
+)
+
+COMPOSE = {
+    "services": {"web": {"image": "probe/web:1", "environment": {"A": "1"}, "secrets": ["tok"]}},
+    "secrets": {"tok": {}},
+}
+
+
+def _params(**overrides):
+    params = {key: spec.get("default") for key, spec in ARGUMENT_SPEC.items()}
+    params.update(name="pt", compose=copy.deepcopy(COMPOSE), secret_contents={"tok": "v1"}, endpoint_mode="vip")
+    params.update(overrides)
+    return params
+
+
+def _module_run(fake_engine, params, check_mode=False, want_diff=False):
+    """What the module computes: run() over the real HTTP client against the engine double."""
+    engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"))
+    result = run(
+        params,
+        engine,
+        read_file=None,
+        parse_yaml=None,
+        ipvs_present=False,
+        check_mode=check_mode,
+        want_diff=want_diff,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    )
+    result["api_calls"] = engine.calls
+    return result
+
+
+def _snapshot(fake_engine, stack="pt", with_tasks=True):
+    http = EngineHTTP(f"unix://{fake_engine.socket_path}")
+    try:
+        return collect(http, stack, "/nonexistent/ip_vs", with_tasks)
+    finally:
+        http.close()
+
+
+def test_collect_makes_the_modules_reads(fake_engine):
+    _module_run(fake_engine, _params())
+    fake_engine.requests.clear()
+    snap = _snapshot(fake_engine)
+    assert [(m, p) for m, p, _q, _b, _h in fake_engine.requests] == [
+        ("GET", "/info"),
+        ("GET", "/services"),
+        ("GET", "/networks"),
+        ("GET", "/secrets"),
+        ("GET", "/configs"),
+        ("GET", "/tasks"),
+    ]
+    assert json.loads(fake_engine.requests[1][2]["filters"]) == {"label": ["com.docker.stack.namespace=pt"]}
+    assert [s["Spec"]["Name"] for s in snap["services"]] == ["pt_web"]
+    assert snap["requests"] == 6 and snap["ipvs"] is False and len(snap["tasks"]) == 1
+
+
+def test_collect_skips_the_task_listing_without_services_or_a_wait(fake_engine):
+    snap = _snapshot(fake_engine, "nothing")
+    assert snap["services"] == [] and snap["tasks"] == [] and snap["requests"] == 5
+    _module_run(fake_engine, _params())
+    fake_engine.requests.clear()
+    snap = _snapshot(fake_engine, with_tasks=False)
+    assert len(snap["services"]) == 1 and snap["tasks"] == [] and snap["requests"] == 5
+    assert "/tasks" not in [p for _m, p, _q, _b, _h in fake_engine.requests]
+
+
+def test_the_remote_script_runs_on_a_bare_python(fake_engine, tmp_path):
+    """The script is standard library only: run it with -I (no site, no PYTHONPATH) in an empty directory."""
+    _module_run(fake_engine, _params())
+    args = {
+        "name": "pt",
+        "docker_host": None,
+        "api_version": "auto",
+        "timeout": 5,
+        "ipvs_probe_path": "~/no-ip_vs",
+    }
+    env = {"DOCKER_HOST": f"unix://{fake_engine.socket_path}", "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    assert [s["Spec"]["Name"] for s in snap["services"]] == ["pt_web"]
+    assert snap["requests"] == 6 and snap["ipvs"] is False
+    # ~ expanded on the node: a file there flips the IPVS answer
+    (tmp_path / "no-ip_vs").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert json.loads(proc.stdout)["ipvs"] is True
+
+
+def test_the_remote_script_reports_errors_as_json(tmp_path):
+    args = {"name": "pt", "docker_host": f"unix://{tmp_path}/none.sock", "timeout": 5, "ipvs_probe_path": "/x"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["error"].startswith("FileNotFoundError")
+    assert probe_result(_params(), json.loads(proc.stdout), False, False) is None
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("want_diff", [False, True])
+def test_a_no_op_answer_equals_the_modules(fake_engine, check_mode, want_diff):
+    _module_run(fake_engine, _params())
+    module = _module_run(fake_engine, _params(), check_mode=check_mode, want_diff=want_diff)
+    probed = probe_result(_params(), _snapshot(fake_engine, with_tasks=not check_mode), check_mode, want_diff)
+    assert probed.pop("no_op_probe") is True
+    assert probed == module
+    assert probed["changed"] is False
+
+
+def test_a_change_needs_the_module_but_check_mode_is_answered(fake_engine):
+    _module_run(fake_engine, _params())
+    changed = _params(compose={**COMPOSE, "services": {"web": {**COMPOSE["services"]["web"], "image": "probe/web:2"}}})
+    assert probe_result(changed, _snapshot(fake_engine), False, False) is None
+    checked = probe_result(changed, _snapshot(fake_engine, with_tasks=False), True, True)
+    module = _module_run(fake_engine, changed, check_mode=True, want_diff=True)
+    assert checked.pop("no_op_probe") and checked == module
+    assert checked["changed"] and checked["plan"]["services"]["update"] == ["pt_web"]
+
+
+def test_a_new_secret_value_needs_the_module(fake_engine):
+    _module_run(fake_engine, _params())
+    assert probe_result(_params(secret_contents={"tok": "v2"}), _snapshot(fake_engine), False, False) is None
+
+
+def test_a_stack_that_is_not_converged_needs_the_module(fake_engine):
+    _module_run(fake_engine, _params())
+    snap = _snapshot(fake_engine)
+    snap["tasks"][0]["Status"]["State"] = "starting"
+    assert probe_result(_params(), snap, False, False) is None
+
+
+def test_files_on_the_node_and_digests_need_the_module(fake_engine):
+    _module_run(fake_engine, _params())
+    with_file = _params(compose={**COMPOSE, "secrets": {"tok": {"file": "/etc/tok"}}}, secret_contents=None)
+    assert probe_result(with_file, _snapshot(fake_engine), True, False) is None
+    assert probe_result(_params(resolve_digests=True), _snapshot(fake_engine), True, False) is None
+
+
+def test_a_worker_or_a_bad_compose_needs_the_module(fake_engine):
+    snap = _snapshot(fake_engine)
+    worker = copy.deepcopy(snap)
+    worker["info"]["Swarm"]["ControlAvailable"] = False
+    assert probe_result(_params(), worker, True, False) is None
+    assert probe_result(_params(compose={"services": {"web": {"imagee": "x"}}}), snap, True, False) is None
+
+
+def test_absent_is_answered_when_nothing_is_left(fake_engine):
+    answer = probe_result(_params(state="absent", compose=None), _snapshot(fake_engine), False, False)
+    assert answer["changed"] is False and answer["no_op_probe"] is True and answer["api_calls"] == 5
+    _module_run(fake_engine, _params())
+    assert probe_result(_params(state="absent", compose=None), _snapshot(fake_engine), False, False) is None
+
+
+def test_the_snapshot_engine_serves_each_read_once_and_refuses_writes(fake_engine):
+    _module_run(fake_engine, _params())
+    engine = SnapshotEngine(_snapshot(fake_engine))
+    assert [s["Spec"]["Name"] for s in engine.services("pt")] == ["pt_web"]
+    with pytest.raises(NeedsModule, match="second listing"):
+        engine.services("pt")
+    with pytest.raises(NeedsModule, match="create_service"):
+        engine.create_service({}, None)
+    with pytest.raises(NeedsModule, match="tasks of services"):
+        engine.tasks(["unknown-id"])
+    assert engine.calls == 6

@@ -558,7 +558,7 @@ def wait_for_services(
     services=None,
     fresh=None,
     rollout=None,
-    rollout_grace=5.0,
+    rollout_grace=15.0,
 ):
     """Poll until every named service converged; raise StackError naming the failed service(s).
 

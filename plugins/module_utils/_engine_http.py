@@ -195,15 +195,13 @@ class EngineHTTP:
             self._conn.close()
             self._conn = None
 
-    def request(self, method, path, body=None, headers=None, raw_body=None):
-        """Send one request; ``path`` from :func:`build_path`.  JSON ``body`` or bytes ``raw_body``."""
+    def request(self, method, path, body=None, headers=None):
+        """Send one request; ``path`` from :func:`build_path`, ``body`` is sent as JSON."""
         send_headers = {"Host": "docker", "Accept": "application/json"}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode("utf-8")
             send_headers["Content-Type"] = "application/json"
-        elif raw_body is not None:
-            payload = raw_body
         if payload is not None or method in ("POST", "PUT"):
             send_headers["Content-Length"] = str(len(payload or b""))
         send_headers.update(headers or {})

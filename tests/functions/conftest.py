@@ -4,12 +4,21 @@ Needs a Docker engine and the local base image; without them the tests that need
 skipped with the reason.  Traffic goes only to 127.0.0.1 (a randomly published port).
 """
 
+import importlib.util
 import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+# The unit tests' conftest puts ansible_collections.onmetal.faas on sys.path (it is idempotent); run it
+# here too, so the shared test doubles import when tests/functions runs on its own.
+_spec = importlib.util.spec_from_file_location(
+    "onmetal_faas_collection_path", os.path.join(os.path.dirname(HERE), "unit", "conftest.py")
+)
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
 import fn_helpers  # noqa: E402
 

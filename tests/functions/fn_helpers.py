@@ -4,20 +4,16 @@ These tests need a Docker engine and the local base image; without them they are
 the reason.  Traffic goes only to 127.0.0.1 (a randomly published port).
 """
 
-import base64
 import hashlib
 import http.client
 import importlib.util
-import json
 import os
 import shutil
 import struct
 import subprocess
-import threading
 import time
 import uuid
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUNCTIONS = os.path.join(ROOT, "functions")
@@ -146,86 +142,3 @@ def registry_image():
             capture_output=True,
         )
     return image
-
-
-class FakeGateway:
-    """gateway 0.18.18 + faas-swarm in memory, on 127.0.0.1: basic auth, list/get/create/update/delete.
-
-    A function's availableReplicas is 1 when ``image_ok(image)`` says its image can be pulled, else 0
-    (as Swarm keeps retrying a task whose image does not exist).
-    """
-
-    def __init__(self, user="admin", password="s3cret-pass-1234", image_ok=lambda image: True):
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.functions = {}
-        self.requests = []
-        self.image_ok = image_ok
-        gw = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status, body=b"", ctype="text/plain"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                gw.requests.append((self.command, self.path, body))
-                if self.headers.get("Authorization") != gw.auth:
-                    return self._reply(401, b"Unauthorized\n")
-                if self.path == "/system/functions":
-                    if self.command == "GET":
-                        return self._reply(200, [gw.status(n) for n in gw.functions], "application/json")
-                    if self.command == "POST":
-                        gw.functions[body["service"]] = body
-                        return self._reply(202)
-                    if self.command == "PUT":
-                        old = gw.functions[body["service"]]
-                        gw.functions[body["service"]] = {**body, "labels": {**old["labels"], **body["labels"]}}
-                        return self._reply(202)
-                    if self.command == "DELETE":
-                        gw.functions.pop(body["functionName"], None)
-                        return self._reply(202)
-                if self.path.startswith("/system/function/") and self.command == "GET":
-                    name = self.path.rsplit("/", 1)[1]
-                    if name not in gw.functions:
-                        return self._reply(404, b"Not Found")
-                    return self._reply(200, gw.status(name), "application/json")
-                return self._reply(404, b"404 page not found")
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def status(self, name):
-        body = self.functions[name]
-        labels = {"function": "true", "com.openfaas.function": name, **body["labels"]}
-        return {
-            "name": name,
-            "image": body["image"],
-            "invocationCount": 0,
-            "replicas": 1,
-            "availableReplicas": 1 if self.image_ok(body["image"]) else 0,
-            "envProcess": body.get("envProcess", ""),
-            "labels": labels,
-        }
-
-    def writes(self):
-        return [r for r in self.requests if r[0] != "GET"]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

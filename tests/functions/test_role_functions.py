@@ -1,5 +1,6 @@
 """The functions role end to end on this machine: build on the host engine, push to a registry
-container built from Debian's docker-registry, deploy through a fake gateway (both on 127.0.0.1).
+container built from Debian's docker-registry, deploy through the fake gateway of
+tests/unit/plugins/_fake_gateway.py (both on 127.0.0.1).
 
 Checks the four-step pattern (check, apply, apply again = no change, check again = no change), that
 the role's content hash equals functions/build.py's, and the clear failures for a function without
@@ -19,7 +20,10 @@ import uuid
 import fn_helpers
 import pytest
 
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_gateway import FakeGateway
+
 ROOT = fn_helpers.ROOT
+PASSWORD = "s3cret-pass-1234"
 PLAYBOOK = os.path.join(ROOT, "playbooks", "functions.yml")
 
 
@@ -77,7 +81,7 @@ def gateway(registry):
         repo, tag = image.rsplit(":", 1)
         return repo.startswith(registry + "/") and manifest_exists(registry, repo.split("/", 1)[1], tag)
 
-    with fn_helpers.FakeGateway(image_ok=image_ok) as gw:
+    with FakeGateway(password=PASSWORD, image_ok=image_ok) as gw:
         yield gw
 
 
@@ -100,7 +104,7 @@ def run_play(tmp_path, registry, gateway):
         )
     )
     creds = tmp_path / "credentials.yml"
-    creds.write_text("username: admin\npassword: s3cret-pass-1234\n")
+    creds.write_text(f"username: admin\npassword: {PASSWORD}\n")
     creds.chmod(0o600)
     env = dict(os.environ)
     env.update(
@@ -155,7 +159,7 @@ def test_four_steps_and_hash_matches_build_py(run_play, gateway, registry):
     fn = gateway.functions["resize"]
     assert fn["image"] == f"{registry}/resize:{expected_tag}"
     assert fn["labels"]["com.openfaas.scale.min"] == "1" and fn["envVars"] == {"A": "1"}
-    assert "s3cret-pass-1234" not in proc.stdout
+    assert PASSWORD not in proc.stdout
 
     proc, changed, failed = run_play([resize_entry()])
     assert (failed, changed) == (0, 0), proc.stdout

@@ -8,29 +8,13 @@
 #                            load into the nodes' engines (httpd, wget, nslookup).
 # Each image is tagged by a content hash of this script, so a re-run with nothing changed costs
 # nothing; ":current" always names the newest build. The Debian mirror is read from the machine's
-# apt configuration (never hard-coded).
+# apt configuration (never hard-coded) by debian_mirror in tests/rig/lib-mirror.sh.
 set -euo pipefail
 SUITE="${ONMETAL_RIG_SUITE:-bookworm}"
 NODE_PACKAGES="systemd systemd-sysv dbus iproute2 iputils-ping procps ca-certificates python3-apt kmod curl"
 NODE_CACHED_DEBS="docker.io python3-docker iptables"
-
-mirror() {
-  local m=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    m=$(awk -v suite="$SUITE" '
-      /^URIs:/ {uri=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==suite) found=uri}
-      /^$/ {uri=""} END {print found}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-    m=$(awk -v suite="$SUITE" '$1=="deb" && $3==suite {print $2; exit}' /etc/apt/sources.list)
-  fi
-  if [ -z "$m" ]; then
-    echo "No Debian mirror for '$SUITE' found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2
-    exit 1
-  fi
-  echo "$m"
-}
-
+# shellcheck source=tests/rig/lib-mirror.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-mirror.sh"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -45,7 +29,7 @@ trap cleanup EXIT
 
 build_base() {
   local t0=$SECONDS m
-  m=$(mirror)
+  m=$(debian_mirror "$SUITE")
   WORK=$(mktemp -d /var/tmp/onmetal-rig.XXXXXX)
   echo "rig: debootstrap $SUITE from $m" >&2
   debootstrap --variant=minbase --include=python3 "$SUITE" "$WORK/rootfs" "$m" >"$WORK/debootstrap.log" 2>&1 ||

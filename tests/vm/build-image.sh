@@ -5,9 +5,9 @@
 #   <repo>/.cache/vm/current             symlink to the newest image directory
 # The directory name is a content hash of this script's build function, the suite, the package list and
 # the public key, so a re-run with nothing changed costs nothing. The Debian mirror is read from the
-# machine's apt configuration (never hard-coded). Needs root (debootstrap, chroot, file ownership).
-# Missing host tools (debootstrap, qemu-system-x86, qemu-utils, e2fsprogs, openssh-client) are installed
-# with apt-get.
+# machine's apt configuration (never hard-coded) by debian_mirror in tests/rig/lib-mirror.sh.
+# Needs root (debootstrap, chroot, file ownership). Missing host tools (debootstrap, qemu-system-x86,
+# qemu-utils, e2fsprogs, openssh-client) are installed with apt-get.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,22 +40,8 @@ ensure_host_tools() {
   fi
 }
 
-mirror() {
-  local m=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    m=$(awk -v suite="$SUITE" '
-      /^URIs:/ {uri=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==suite) found=uri}
-      /^$/ {uri=""} END {print found}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-    m=$(awk -v suite="$SUITE" '$1=="deb" && $3==suite {print $2; exit}' /etc/apt/sources.list)
-  fi
-  if [ -z "$m" ]; then
-    echo "No Debian mirror for '$SUITE' found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2
-    exit 1
-  fi
-  echo "$m"
-}
+# shellcheck source=tests/rig/lib-mirror.sh
+. "$ROOT/tests/rig/lib-mirror.sh"
 
 ensure_key() {
   mkdir -p "$CACHE"
@@ -77,7 +63,7 @@ trap cleanup EXIT
 
 build_image() {
   local out="$1" t0=$SECONDS m r kver
-  m=$(mirror)
+  m=$(debian_mirror "$SUITE")
   WORK=$(mktemp -d "$CACHE/build.XXXXXX")
   r="$WORK/rootfs"
   log "debootstrap $SUITE from $m"

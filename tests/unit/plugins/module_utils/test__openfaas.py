@@ -1,17 +1,14 @@
 """Tests of the openfaas_function planner and gateway client.
 
-The planner is pure; the client is exercised against a small fake gateway (a ThreadingHTTPServer on
-127.0.0.1 that behaves like gateway 0.18.18 in front of faas-swarm) through Ansible's real open_url.
+The planner is pure; the client is exercised through Ansible's real open_url against the fake gateway
+in tests/unit/plugins/_fake_gateway.py (a ThreadingHTTPServer on 127.0.0.1 that behaves like gateway
+0.18.18 in front of faas-swarm).
 """
-
-import base64
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _openfaas as of
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_gateway import FakeGateway, function_status
 
 BASE = {
     "name": "resize",
@@ -39,17 +36,7 @@ def params(**kw):
 
 def deployed(body, **extra):
     """What faas-swarm lists after a deploy of ``body``."""
-    labels = {"function": "true", "com.openfaas.function": body["service"]}
-    labels.update(body["labels"])
-    item = {
-        "name": body["service"],
-        "image": body["image"],
-        "invocationCount": 0,
-        "replicas": 1,
-        "availableReplicas": 1,
-        "envProcess": body.get("envProcess", ""),
-        "labels": labels,
-    }
+    item = function_status(body)
     item.update(extra)
     return item
 
@@ -212,91 +199,6 @@ def test_find_function():
 
 
 # --- client against a fake gateway ----------------------------------------------------------------
-
-
-class FakeGateway:
-    """gateway 0.18.18 + faas-swarm, in memory: basic auth, list/get/create/update/delete."""
-
-    def __init__(self, user="admin", password="s3cret"):
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.functions = {}
-        self.requests = []
-        self.unavailable = set()
-        gw = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status, body=b"", ctype="text/plain"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                gw.requests.append((self.command, self.path, body))
-                if self.headers.get("Authorization") != gw.auth:
-                    return self._reply(401, b"Unauthorized\n")
-                if self.path == "/system/functions":
-                    if self.command == "GET":
-                        return self._reply(200, [gw.status(n) for n in gw.functions], "application/json")
-                    if self.command == "POST":
-                        if body["service"] in gw.functions:
-                            return self._reply(400, b"Deployment error: service already exists")
-                        if body["image"] != body["image"].lower():
-                            return self._reply(
-                                400, b"Deployment error: invalid reference format: repository name must be lowercase"
-                            )
-                        gw.functions[body["service"]] = body
-                        return self._reply(202)
-                    if self.command == "PUT":
-                        old = gw.functions.get(body["service"])
-                        if old is None:
-                            return self._reply(404, b"Error: No such service: " + body["service"].encode())
-                        merged = dict(body)
-                        merged["labels"] = {**old["labels"], **body["labels"]}
-                        gw.functions[body["service"]] = merged
-                        return self._reply(202)
-                    if self.command == "DELETE":
-                        if gw.functions.pop(body["functionName"], None) is None:
-                            return self._reply(404, b"")
-                        return self._reply(202)
-                if self.path.startswith("/system/function/") and self.command == "GET":
-                    name = self.path.rsplit("/", 1)[1]
-                    if name not in gw.functions:
-                        return self._reply(404, b"Not Found")
-                    return self._reply(200, gw.status(name), "application/json")
-                return self._reply(404, b"404 page not found")
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def status(self, name):
-        body = self.functions[name]
-        item = deployed(body)
-        if name in self.unavailable:
-            item["availableReplicas"] = 0
-        return item
-
-    def writes(self):
-        return [r for r in self.requests if r[0] != "GET"]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

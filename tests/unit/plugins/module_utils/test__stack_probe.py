@@ -88,6 +88,19 @@ def test_collect_skips_the_task_listing_without_services_or_a_wait(fake_engine):
     assert "/tasks" not in [p for _m, p, _q, _b, _h in fake_engine.requests]
 
 
+def _run_script(args, env=None, cwd=None):
+    """The probe as the action plugin sends it: python -I -c SCRIPT ARGS_JSON (no site, no PYTHONPATH)."""
+    return subprocess.run(
+        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
 def test_the_remote_script_runs_on_a_bare_python(fake_engine, tmp_path):
     """The script is standard library only: run it with -I (no site, no PYTHONPATH) in an empty directory."""
     _module_run(fake_engine, _params())
@@ -99,41 +112,19 @@ def test_the_remote_script_runs_on_a_bare_python(fake_engine, tmp_path):
         "ipvs_probe_path": "~/no-ip_vs",
     }
     env = {"DOCKER_HOST": f"unix://{fake_engine.socket_path}", "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    proc = _run_script(args, env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     snap = json.loads(proc.stdout)
     assert [s["Spec"]["Name"] for s in snap["services"]] == ["pt_web"]
     assert snap["requests"] == 6 and snap["ipvs"] is False
     # ~ expanded on the node: a file there flips the IPVS answer
     (tmp_path / "no-ip_vs").write_text("")
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    assert json.loads(proc.stdout)["ipvs"] is True
+    assert json.loads(_run_script(args, env).stdout)["ipvs"] is True
 
 
 def test_the_remote_script_reports_errors_as_json(tmp_path):
     args = {"name": "pt", "docker_host": f"unix://{tmp_path}/none.sock", "timeout": 5, "ipvs_probe_path": "/x"}
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", remote_script(), json.dumps(args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    proc = _run_script(args)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["error"].startswith("FileNotFoundError")
     assert probe_result(_params(), json.loads(proc.stdout), False, False) is None

@@ -77,6 +77,17 @@ def docker_ready():
     return None
 
 
+def http_request(port, method, path, body=None, headers=None, timeout=10):
+    """One request to 127.0.0.1:port -> (status, headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
 class Container:
     def __init__(self, image):
         self.name = f"onmetal-fn-test-{uuid.uuid4().hex[:8]}"
@@ -89,13 +100,7 @@ class Container:
         self.port = int(out.stdout.split()[0].rsplit(":", 1)[1])
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body, headers)
 
     def wait_healthy_http(self, timeout=20):
         deadline = time.monotonic() + timeout

@@ -3,7 +3,6 @@
 Everything listens on 127.0.0.1 ephemeral ports; no Docker, no boto3 (the app imports it only in make_s3).
 """
 
-import http.client
 import importlib.util
 import json
 import os
@@ -11,6 +10,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import fn_helpers
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -105,13 +105,7 @@ def running():
     port = server.server_address[1]
 
     def request(method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
+        return fn_helpers.http_request(port, method, path, body, headers)
 
     yield app_mod, app, s3, gateway, request
     server.shutdown()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
 
 
 class ModuleExit(Exception):
@@ -31,3 +35,15 @@ def patch_exits(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
+
+
+def run_module(module, args, check=False, diff=False):
+    """Run ``module.main()`` with ``args`` (check/diff mode as asked) and return its ModuleExit."""
+    args = dict(args)
+    args["_ansible_check_mode"] = check
+    args["_ansible_diff"] = diff
+    with patch_module_args(args), pytest.raises(ModuleExit) as exc:
+        module.main()
+    # results must be JSON-serialisable, as Ansible will send them
+    json.dumps(exc.value.result)
+    return exc.value

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
 from ansible_collections.onmetal.faas.plugins.modules import io_scheduler, io_scheduler_info
-from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import ModuleExit
+from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import run_module
 
 
 @pytest.fixture
@@ -57,15 +55,7 @@ def scheduler_of(root, name):
     return bd.parse_scheduler((root / "block" / name / "queue" / "scheduler").read_text())[0]
 
 
-def run(module, args, check=False, diff=False):
-    args = dict(args)
-    args["_ansible_check_mode"] = check
-    args["_ansible_diff"] = diff
-    with patch_module_args(args), pytest.raises(ModuleExit) as exc:
-        module.main()
-    # results must be JSON-serialisable, as Ansible will send them
-    json.dumps(exc.value.result)
-    return exc.value
+run = run_module
 
 
 def test_four_step_pattern_with_persistence(sysfs, tmp_path, kernel):

@@ -10,11 +10,10 @@ import json
 import urllib.error
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _openfaas as of
 from ansible_collections.onmetal.faas.plugins.modules import openfaas_function
-from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import ModuleExit
+from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import run_module
 
 GATEWAY = "http://127.0.0.1:8080"
 
@@ -97,13 +96,7 @@ def gw(monkeypatch):
 def run(check=False, diff=False, **args):
     base = {"gateway_url": GATEWAY, "password": "s3cret", "name": "resize", "image": "127.0.0.1:5000/resize:abc"}
     base.update(args)
-    if check:
-        base["_ansible_check_mode"] = True
-    if diff:
-        base["_ansible_diff"] = True
-    with patch_module_args(base), pytest.raises(ModuleExit) as exc:
-        openfaas_function.main()
-    return exc.value
+    return run_module(openfaas_function, base, check=check, diff=diff)
 
 
 def test_four_steps_check_apply_apply_check(gw):

@@ -10,11 +10,10 @@ import copy
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.onmetal.faas.plugins.modules import swarm_stack, swarm_stack_info
 from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
-from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import ModuleExit
+from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import run_module
 
 
 @pytest.fixture
@@ -35,14 +34,7 @@ COMPOSE = {
 
 
 def _main(args, check_mode=False, diff=False, module=swarm_stack):
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(ModuleExit) as exc:
-        module.main()
-    return exc.value
+    return run_module(module, args, check=check_mode, diff=diff)
 
 
 def test_check_mode_plans_and_changes_nothing(api):

@@ -17,6 +17,7 @@ returned for the same engine state.
 
 import ast
 import copy
+import functools
 import inspect
 import json
 import os
@@ -73,6 +74,7 @@ def remote_main():
     sys.stdout.write(json.dumps(out))
 
 
+@functools.lru_cache(maxsize=1)
 def remote_script():
     """Python source of the probe: stdlib only, so any python3 on the node runs it with ``-c``.  Comments and
     docstrings are left out (the command line is shown with -vvv)."""

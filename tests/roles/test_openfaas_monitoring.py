@@ -29,7 +29,9 @@ def _render(name, extra=None):
         with open(os.path.join(ROLE, part, "main.yml"), encoding="utf-8") as handle:
             context.update({k: v for k, v in yaml.safe_load(handle).items() if not str(v).startswith("{{")})
     context.update(extra or {})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")), undefined=jinja2.StrictUndefined
+    )
     env.filters["to_json"] = lambda v: yaml.safe_dump(v, default_flow_style=True).strip()
     return yaml.safe_load(env.get_template(name).render(**context))
 

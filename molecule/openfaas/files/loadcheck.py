@@ -19,6 +19,7 @@ import argparse
 import base64
 import http.client
 import json
+import ssl
 import struct
 import sys
 import threading
@@ -70,7 +71,9 @@ class Load:
     def __init__(self, args, body):
         self.args = args
         self.body = body
-        self.url = urllib.parse.urlsplit(args.url)
+        self.urls = [urllib.parse.urlsplit(u) for u in args.url]
+        # --insecure: accept a lab's self-signed certificate (never for a real endpoint).
+        self.tls = ssl._create_unverified_context() if args.insecure else ssl.create_default_context()
         self.lock = threading.Lock()
         self.next_slot = 0
         self.results = []  # (t, status or error text, seconds)
@@ -83,12 +86,17 @@ class Load:
         at = self.t0 + slot / self.args.rate
         return at if at < self.t0 + self.args.duration else None
 
-    def _connect(self):
-        return http.client.HTTPConnection(self.url.hostname, self.url.port or 80, timeout=self.args.timeout)
+    def _connect(self, url):
+        if url.scheme == "https":
+            return http.client.HTTPSConnection(
+                url.hostname, url.port or 443, timeout=self.args.timeout, context=self.tls
+            )
+        return http.client.HTTPConnection(url.hostname, url.port or 80, timeout=self.args.timeout)
 
-    def worker(self):
+    def worker(self, index):
         conn = None
-        path = self.url.path or "/"
+        url = self.urls[index % len(self.urls)]
+        path = url.path or "/"
         headers = {"Content-Type": self.args.content_type}
         while True:
             at = self._slot()
@@ -98,7 +106,7 @@ class Load:
             if delay > 0:
                 time.sleep(delay)
             if conn is None or self.args.fresh:
-                conn = self._connect()
+                conn = self._connect(url)
             start = time.monotonic()
             try:
                 conn.request("POST", path, body=self.body, headers=headers)
@@ -149,7 +157,10 @@ def act(api, fn, action):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--url", required=True, help="function URL, e.g. http://127.0.0.1:8080/function/resize")
+    parser.add_argument(
+        "--url", action="append", required=True, help="function URL (repeat: workers take them in turn)"
+    )
+    parser.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (a lab's)")
     parser.add_argument("--gateway", default="http://127.0.0.1:8080")
     parser.add_argument("--fn", required=True)
     parser.add_argument("--rate", type=float, default=20.0)
@@ -174,7 +185,7 @@ def main():
     load.t0 = time.monotonic()
     watcher = threading.Thread(target=watch, args=(api, args.fn, load.t0, stop, timeline), daemon=True)
     watcher.start()
-    workers = [threading.Thread(target=load.worker, daemon=True) for _ in range(args.connections)]
+    workers = [threading.Thread(target=load.worker, args=(i,), daemon=True) for i in range(args.connections)]
     for worker in workers:
         worker.start()
     for spec in sorted(args.at, key=lambda s: float(s.split(":", 1)[0])):
@@ -182,7 +193,9 @@ def main():
         delay = load.t0 + float(when) - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        actions.append({"at": round(time.monotonic() - load.t0, 2), "action": action, "status": act(api, args.fn, action)})
+        actions.append(
+            {"at": round(time.monotonic() - load.t0, 2), "action": action, "status": act(api, args.fn, action)}
+        )
     for worker in workers:
         worker.join(args.duration + args.timeout + 30)
     stop.set()

@@ -161,7 +161,7 @@ def main():
         "--url", action="append", required=True, help="function URL (repeat: workers take them in turn)"
     )
     parser.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (a lab's)")
-    parser.add_argument("--gateway", default="http://127.0.0.1:8080")
+    parser.add_argument("--gateway", default="http://127.0.0.1:8080", help="API for --at and the watcher; '' for none")
     parser.add_argument("--fn", required=True)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=30.0)
@@ -174,8 +174,9 @@ def main():
     args = parser.parse_args()
     if args.duration > 300 or args.rate * args.duration > 20000:
         raise SystemExit("bounded load only: at most 300 s and 20000 requests")
-    auth = sys.stdin.readline().strip()
-    api = Api(args.gateway, auth)
+    if args.at and not args.gateway:
+        raise SystemExit("--at needs --gateway")
+    api = Api(args.gateway, sys.stdin.readline().strip()) if args.gateway else None
     body = args.body.encode() if args.body else tiny_png()
     if not args.body:
         args.content_type = "image/png"
@@ -184,7 +185,8 @@ def main():
     stop, timeline, actions = threading.Event(), [], []
     load.t0 = time.monotonic()
     watcher = threading.Thread(target=watch, args=(api, args.fn, load.t0, stop, timeline), daemon=True)
-    watcher.start()
+    if api is not None:
+        watcher.start()
     workers = [threading.Thread(target=load.worker, args=(i,), daemon=True) for i in range(args.connections)]
     for worker in workers:
         worker.start()
@@ -199,7 +201,8 @@ def main():
     for worker in workers:
         worker.join(args.duration + args.timeout + 30)
     stop.set()
-    watcher.join(5)
+    if api is not None:
+        watcher.join(5)
 
     failures = [r for r in load.results if r[1] != 200]
     by_kind = {}

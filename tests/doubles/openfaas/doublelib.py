@@ -290,16 +290,17 @@ def serve(handler_class, default_port, extra_ports=()):
 def serve_pair(handler_class, port, second_class, second_port):
     """Serve handler_class on env ``port`` (default ``port``) and second_class on second_port (-1: not at all).
 
-    Prints ``LISTENING <port>`` and, for the second server, ``SECOND <port>`` (ephemeral ports in tests)."""
+    Prints ``LISTENING <port> [<second port>]`` in one line (ephemeral ports in tests)."""
     bind = env("bind_address")
     main = ThreadingHTTPServer((bind, env_int("port", port)), handler_class)
     main.daemon_threads = True
-    print(f"LISTENING {main.server_address[1]}", flush=True)
+    ports = [main.server_address[1]]
     if second_port >= 0:
         second = ThreadingHTTPServer((bind, second_port), second_class)
         second.daemon_threads = True
-        print(f"SECOND {second.server_address[1]}", flush=True)
+        ports.append(second.server_address[1])
         threading.Thread(target=second.serve_forever, daemon=True).start()
+    print("LISTENING " + " ".join(map(str, ports)), flush=True)
     log(handler_class.component, f"listening on {main.server_address[1]}")
     with contextlib.suppress(KeyboardInterrupt):
         main.serve_forever()

@@ -71,11 +71,9 @@ class Process:
             if sel.select(timeout=0.1):
                 line = self.proc.stdout.readline().decode()
                 if line.startswith("LISTENING "):
-                    self.port = int(line.split()[1])
-                    if sel.select(timeout=0.5):  # the gateway's metrics server follows on the next line
-                        second = self.proc.stdout.readline().decode()
-                        if second.startswith("SECOND "):
-                            self.second_port = int(second.split()[1])
+                    ports = [int(p) for p in line.split()[1:]]
+                    self.port = ports[0]
+                    self.second_port = ports[1] if len(ports) > 1 else None  # the gateway's metrics server
                     return self
                 if not line:
                     break
@@ -181,7 +179,9 @@ class Provider:
                     status, headers, out = _forward(
                         provider.function_port, self.command, "/" + rest + self.path[len(path) :], data, self.headers
                     )
-                    self.send(status, out, headers.get("Content-Type", "text/plain"), [("X-Path", headers.get("X-Path", ""))])
+                    self.send(
+                        status, out, headers.get("Content-Type", "text/plain"), [("X-Path", headers.get("X-Path", ""))]
+                    )
                 elif path == "/system/functions" and self.command == "GET":
                     self.send(200, json.dumps(list(provider.functions.values())).encode(), "application/json")
                 elif path.startswith("/system/function/"):

@@ -3,8 +3,8 @@
 
 import base64
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time

@@ -1,51 +1,55 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # TEST DOUBLE of ghcr.io/openfaas/basic-auth-plugin:0.18.18 (OpenFaaS's basic-auth plugin), which cannot be
 # pulled on the test rig. Written for onmetal.faas's tests; no OpenFaaS code is used.
-# Implements the plugin's documented behaviour: any method on /validate compares the request's
-# "Authorization: Basic" credentials with the files <secret_mount_path>/<user_filename> and
-# <secret_mount_path>/<pass_filename> (defaults basic-auth-user, basic-auth-password) and answers
-# 200 OK or 401 Unauthorized with a WWW-Authenticate challenge. Env: port (8080), secret_mount_path
-# (/var/openfaas/secrets; the Swarm stack sets /run/secrets/), user_filename, pass_filename.
-# /healthz answers 200 OK.
+# Upstream = openfaas/faas at 11ff356c, auth/basic-auth/main.go ("ba/") and the vendored faas-provider auth package:
+#   start-up: credentials are read ONCE from <secret_mount_path>/<user_filename|basic-auth-user> and
+#             <pass_filename|basic-auth-password> (whitespace trimmed); unreadable -> panic, exit 2 (ba/main.go:34-43)
+#   /validate (any method): 200, or 401 "invalid credentials"; WWW-Authenticate: Basic realm="Restricted" on both
+#             (faas-provider auth/basic_auth.go:11-21)
+#   /health: 200 (ba/main.go:49-51); anything else 404 (Go's ServeMux). Env: port (8080).
 """OpenFaaS basic-auth-plugin test double."""
 
 import doublelib
 
 COMPONENT = "basic-auth-plugin"
+CHALLENGE = ("WWW-Authenticate", 'Basic realm="Restricted"')
 
 
 class AuthHandler(doublelib.Handler):
     component = COMPONENT
-    mount_path = "/var/openfaas/secrets"
-    user_file = "basic-auth-user"
-    pass_file = "basic-auth-password"
+    credentials = None
 
     def dispatch(self):
         path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self.reply(200, "OK")
-            return
-        if path != "/validate":
-            self.reply(404, "404 page not found\n")
-            return
         self.read_body()
-        try:
-            user = doublelib.read_secret(self.mount_path, self.user_file)
-            password = doublelib.read_secret(self.mount_path, self.pass_file)
-        except doublelib.ConfigError as exc:
-            doublelib.log(COMPONENT, str(exc))
-            self.reply(500, f"{exc}\n")
-            return
-        if doublelib.credentials_match(self.headers.get("Authorization"), user, password):
-            self.reply(200, "OK")
+        if path == "/health":
+            self.reply(200, "")
+        elif path == "/validate":
+            ok = doublelib.credentials_match(self.headers.get("Authorization"), *self.credentials)
+            doublelib.log(COMPONENT, f"Validated request {200 if ok else 401}.")
+            if ok:
+                self.reply(200, "", headers=[CHALLENGE])
+            else:
+                self.reply(401, "invalid credentials", headers=[CHALLENGE])
         else:
-            self.reply(401, "Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="Restricted"')])
+            self.reply(404, "404 page not found\n")
 
 
 def main():
-    AuthHandler.mount_path = doublelib.env("secret_mount_path", AuthHandler.mount_path)
-    AuthHandler.user_file = doublelib.env("user_filename", AuthHandler.user_file)
-    AuthHandler.pass_file = doublelib.env("pass_filename", AuthHandler.pass_file)
+    mount = doublelib.env("secret_mount_path")
+    if not mount:  # faas-provider auth/credentials.go:34-36
+        doublelib.fatal(
+            COMPONENT,
+            "unable to read basic auth credentials, check `secret_mount_path`: "
+            "invalid SecretMountPath specified for reading secrets",
+            code=2,
+        )
+    user_file = doublelib.env("user_filename", "basic-auth-user")
+    pass_file = doublelib.env("pass_filename", "basic-auth-password")
+    try:
+        AuthHandler.credentials = (doublelib.read_secret(mount, user_file), doublelib.read_secret(mount, pass_file))
+    except doublelib.ConfigError as exc:
+        doublelib.fatal(COMPONENT, f"unable to read basic auth credentials, check `secret_mount_path`: {exc}", code=2)
     doublelib.serve(AuthHandler, 8080)
 
 

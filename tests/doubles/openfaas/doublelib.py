@@ -60,6 +60,26 @@ def go_duration(text, name="duration"):
     return total
 
 
+def go_duration_or(text, fallback):
+    """OpenFaaS' parseIntOrDurationValue: whole seconds or a Go duration; anything else is the fallback."""
+    raw = str(text or "").strip()
+    if re.fullmatch(r"\d+", raw):
+        return float(raw)
+    try:
+        return go_duration(raw) if raw else fallback
+    except ConfigError:
+        return fallback
+
+
+def fatal(component, message, code=1):
+    """Go's log.Fatal (exit 1) or log.Panic (exit 2, "panic: <message>"): the way upstream processes give up."""
+    log(component, message)
+    if code == 2:
+        sys.stderr.write(f"panic: {message}\n\ngoroutine 1 [running]:\nmain.main()\n")
+        sys.stderr.flush()
+    sys.exit(code)
+
+
 def env(name, default=""):
     """An OpenFaaS setting from the environment (upstream names are lower-case); empty means default."""
     return os.environ.get(name) or default
@@ -150,31 +170,21 @@ class UpstreamError(Exception):
     """The upstream could not be reached or did not answer in time."""
 
 
-def http_request(url, method="GET", body=b"", headers=(), timeout=10.0, connect_retry_for=0.0):
-    """Send one HTTP request and return (status, [(header, value)], body).
-
-    Connection failures (DNS, refused, unreachable) are retried for ``connect_retry_for`` seconds
-    before the request is sent; once sent, the request is never repeated.
-    """
+def http_request(url, method="GET", body=b"", headers=(), timeout=10.0):
+    """Send one HTTP request once (no retry, as every OpenFaaS client here) and return
+    (status, [(header, value)], body); connection failures and timeouts raise UpstreamError."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UpstreamError(f"unsupported upstream URL {url!r}: only http://host[:port]/path is supported")
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    deadline = time.monotonic() + connect_retry_for
-    delay = 0.05
-    while True:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-        try:
-            conn.connect()
-            break
-        except (OSError, socket.timeout) as exc:
-            conn.close()
-            if time.monotonic() + delay > deadline:
-                raise UpstreamError(f"cannot connect to {parts.netloc}: {exc}") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.connect()
+    except (OSError, socket.timeout) as exc:
+        conn.close()
+        raise UpstreamError(f"cannot connect to {parts.netloc}: {exc}") from None
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
         for name, value in headers:
@@ -277,6 +287,25 @@ def serve(handler_class, default_port, extra_ports=()):
         servers[0].serve_forever()
 
 
+def serve_pair(handler_class, port, second_class, second_port):
+    """Serve handler_class on env ``port`` (default ``port``) and second_class on second_port (-1: not at all).
+
+    Prints ``LISTENING <port> [<second port>]`` in one line (ephemeral ports in tests)."""
+    bind = env("bind_address")
+    main = ThreadingHTTPServer((bind, env_int("port", port)), handler_class)
+    main.daemon_threads = True
+    ports = [main.server_address[1]]
+    if second_port >= 0:
+        second = ThreadingHTTPServer((bind, second_port), second_class)
+        second.daemon_threads = True
+        ports.append(second.server_address[1])
+        threading.Thread(target=second.serve_forever, daemon=True).start()
+    print("LISTENING " + " ".join(map(str, ports)), flush=True)
+    log(handler_class.component, f"listening on {main.server_address[1]}")
+    with contextlib.suppress(KeyboardInterrupt):
+        main.serve_forever()
+
+
 def main_guard(component, func):
     """Run func(); turn ConfigError into a one-line error and exit status 2.
 
@@ -292,3 +321,95 @@ def main_guard(component, func):
     except ConfigError as exc:
         log(component, f"configuration error: {exc}")
         sys.exit(2)
+
+
+# --- NATS Streaming client side, over the HTTP protocol of nats_streaming.py -----------------------------
+# The messages and limits are stan.go's and nats.go's as vendored by gateway 0.18.18 and queue-worker 0.11.2.
+NATS_NO_SERVERS = "nats: no servers available for connection"  # nats.go/nats.go:94
+STAN_CONNECT_TIMEOUT = "stan: connect request timeout (possibly wrong cluster ID?)"  # stan.go/stan.go:103
+STAN_CLOSED = "stan: connection closed"  # stan.go/stan.go:107
+NATS_DIAL_TIMEOUT = 2.0  # nats.go/nats.go:53 DefaultTimeout
+STAN_CONNECT_WAIT = 2.0  # stan.go/stan.go:35 DefaultConnectWait
+STAN_PING_INTERVAL = 5.0  # stan.go/stan.go:44 DefaultPingInterval
+STAN_PING_MAX_OUT = 3  # stan.go/stan.go:46 DefaultPingMaxOut
+
+
+class NatsError(Exception):
+    """A NATS Streaming operation failed; the message is the one the Go client would give."""
+
+
+class StanConn:
+    """One client connection: connect once (no retry, as stan.Connect), ping every 5 s, and on a lost
+    connection run the caller's reconnect loop: attempt i waits i * delay (gateway handler/nats_queue.go
+    reconnect, queue-worker types.go:121-145), then gives up and stays disconnected."""
+
+    def __init__(self, component, address, port, client_id, max_reconnect, reconnect_delay):
+        self.component, self.client_id = component, client_id
+        self.host, self.port = address, port
+        self.url = f"nats://{address}:{port}"
+        self.base = f"http://{address}:{port}"
+        self.max_reconnect, self.reconnect_delay = max_reconnect, reconnect_delay
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+
+    def connect(self):
+        try:  # nats.Connect: one dial per server, 2 s each, then ErrNoServers
+            sock = socket.create_connection((self.host, self.port), timeout=NATS_DIAL_TIMEOUT)
+            sock.close()
+        except OSError:
+            raise NatsError(NATS_NO_SERVERS) from None
+        payload = json.dumps({"client_id": self.client_id, "wait": STAN_CONNECT_WAIT}).encode()
+        try:  # the connect request waits ConnectWait for the streaming server's answer
+            status, _headers, _data = http_request(
+                f"{self.base}/connect", "POST", payload, [("Content-Type", "application/json")], STAN_CONNECT_WAIT + 1
+            )
+        except UpstreamError:
+            raise NatsError(STAN_CONNECT_TIMEOUT) from None
+        if status != 200:
+            raise NatsError(STAN_CONNECT_TIMEOUT)
+        self.connected.set()
+
+    def start_pings(self):
+        threading.Thread(target=self._pinger, daemon=True).start()
+
+    def _pinger(self):
+        missed = 0
+        while not self.stop.wait(STAN_PING_INTERVAL):
+            if not self.connected.is_set():
+                continue
+            try:
+                status, _h, _d = self.request("ping", b"")
+                missed = 0 if status == 200 else STAN_PING_MAX_OUT  # an error answer closes at once
+            except UpstreamError:
+                missed += 1
+            if missed >= STAN_PING_MAX_OUT:
+                missed = 0
+                self.connected.clear()
+                log(self.component, f"Disconnected from {self.url}")
+                self.reconnect()
+
+    def reconnect(self):
+        log(self.component, "Reconnect")
+        for attempt in range(self.max_reconnect):
+            if self.stop.wait(attempt * self.reconnect_delay):
+                return
+            try:
+                self.connect()
+                log(self.component, f"Reconnecting ({attempt + 1}/{self.max_reconnect}) to {self.url} succeeded")
+                return
+            except NatsError:
+                log(self.component, f"Reconnecting ({attempt + 1}/{self.max_reconnect}) to {self.url} failed")
+        log(self.component, f"Reconnecting limit ({self.max_reconnect}) reached")
+
+    def request(self, path, body, timeout=5.0):
+        return http_request(f"{self.base}/{path}", "POST", body, [("X-Client-Id", self.client_id)], timeout)
+
+    def publish(self, channel, data):
+        if not self.connected.is_set():
+            raise NatsError(STAN_CLOSED)
+        try:
+            status, _h, text = self.request(f"channels/{channel}/messages", data)
+        except UpstreamError as exc:
+            raise NatsError(f"nats: {exc}") from None
+        if status != 201:
+            raise NatsError(text.decode("utf-8", "replace").strip() or f"publish answered {status}")

@@ -1,32 +1,31 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # TEST DOUBLE of ghcr.io/openfaas/gateway:0.18.18 (the OpenFaaS API gateway, Swarm flavour), which cannot be
 # pulled on the test rig. Written for onmetal.faas's tests; no OpenFaaS code is used.
-# Implements the gateway's documented REST API and environment variables:
-#   GET  /healthz                       200 OK (no auth)
-#   ANY  /function/<name>[/<path>]      sync invocation (no auth): forwarded to the provider's /function/<name>
-#                                       (direct_functions=false) or to http://<name><direct_functions_suffix>:8080
-#                                       (direct_functions=true); body, headers, status returned; X-Call-Id,
-#                                       X-Start-Time added upstream, X-Duration-Seconds added to the response;
-#                                       scale_from_zero=true scales a function at 0 replicas up first.
-#   POST /async-function/<name>[/<path>] 202 + X-Call-Id (no auth); the request (method, path, query, headers
-#                                       incl. X-Callback-Url, body) is queued on channel faas-request of the
-#                                       NATS service (faas_nats_address:faas_nats_port).
-#   /system/functions (GET list with invocationCount, POST 202, PUT, DELETE {"functionName"}),
-#   /system/function/<name>, /system/scale-function/<name>, /system/info and the rest of /system/*
-#                                       proxied to functions_provider_url (basic auth required).
-#   POST /system/alert                  Alertmanager webhook: firing -> replicas += max * factor%, capped at
-#                                       com.openfaas.scale.max; resolved -> com.openfaas.scale.min.
-#   GET  /metrics (also on :8082 as upstream) Prometheus text: gateway_function_invocation_total{function_name,code},
-#                                       gateway_functions_seconds_{sum,count}, gateway_service_count.
-# Auth with basic_auth=true: credentials from <secret_mount_path>/basic-auth-user|basic-auth-password; /system/*
-# is validated by auth_proxy_url (the basic-auth plugin; body passed only with auth_pass_body=true) when set,
-# else against those credentials; the gateway also presents them to the provider, as upstream does.
-# Timeouts: read_timeout, write_timeout, upstream_timeout (Go durations).
+# Upstream = openfaas/faas at 11ff356c, tree gateway/ ("gw/" below); every imitated behaviour cites its line and the
+# conformance table in docs/test-doubles.md lists them with the tests that hold this double to them. In short:
+#   start-up: with faas_nats_address set, NATS Streaming is connected BEFORE anything listens; failure ends the
+#             process with exit 1 and the client's error (gw/main.go:151-161), e.g. "nats: no servers available".
+#   ANY  /function/<name>[/<path>]  forwarded once to the provider's /function/<name>/<path> (direct_functions=false)
+#             or to http://<name>[.<direct_functions_suffix>]:8080/<path>; request headers kept (X-Forwarded-Host/
+#             -For only when absent), response headers and status passed through, NO X-Call-Id/X-Start-Time/
+#             X-Duration-Seconds (gw/main.go:144,179: the call-id middleware is not on this route); an unreachable
+#             or timed-out upstream gives 502 with an empty body (gw/handlers/forwarding_proxy.go:130-135).
+#             scale_from_zero=true: gw/scaling/function_scaler.go (5 s cache, 50 ms polls, 1000 polls, then the
+#             request is forwarded anyway).
+#   POST /async-function/<name>[/<path>]  202, X-Call-Id in the reply only when the request had none; queued on
+#             faas_nats_channel; 500 when the function cannot be looked up or the queue fails.
+#   GET  /healthz   forwarded to the provider's /healthz (gw/main.go:257-258).
+#   /system/*       basic auth through auth_proxy_url (the plugin; gw/handlers/external_auth.go), proxied to
+#             functions_provider_url with the gateway's credentials; /system/functions GET adds invocationCount.
+#   POST /system/alert  Alertmanager webhook, gw/handlers/alerthandler.go (step = ceil(max * factor / 100)).
+#   :8082 /metrics, /healthz only (gw/main.go:275-296); 8080 has no /metrics.
 """OpenFaaS gateway test double."""
 
 import base64
 import json
+import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -36,36 +35,63 @@ import doublelib
 
 COMPONENT = "gateway"
 SCALE_MIN, SCALE_MAX, SCALE_FACTOR = "com.openfaas.scale.min", "com.openfaas.scale.max", "com.openfaas.scale.factor"
+# gw/scaling/ranges.go:4-11
+DEFAULT_MIN, DEFAULT_MAX, DEFAULT_FACTOR = 1, 20, 20
+# gw/main.go:136-142
+MAX_POLL_COUNT, SET_SCALE_RETRIES, POLL_INTERVAL, CACHE_EXPIRY = 1000, 20, 0.05, 5.0
+# gw/main.go:153-154: NATS reconnect attempts and delay step
+NATS_MAX_RECONNECT, NATS_RECONNECT_DELAY = 60, 2.0
+_NAME = re.compile(r"^[-a-zA-Z_0-9.]+$")  # gw/main.go:24 NameExpression
+# gw/handlers/forwarding_proxy.go:248-258, removed from requests sent upstream
+HOP_HEADERS = ("connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te")
+HOP_HEADERS += ("trailer", "transfer-encoding", "upgrade", "content-length", "host")
 
 
 class Config:
+    """gw/types/readconfig.go:56-180 (timeouts: whole seconds or Go durations, default 8s, bad values fall back)."""
+
     def __init__(self, env):
         self.provider_url = env.get("functions_provider_url", "")
         if not self.provider_url.startswith("http://"):
-            raise doublelib.ConfigError(
-                f"functions_provider_url={self.provider_url!r}: set it to the provider, e.g. http://faas-swarm:8080/"
-            )
+            # gw/main.go:39-41
+            doublelib.fatal(COMPONENT, "You must provide an external provider via 'functions_provider_url' env-var.")
         if not self.provider_url.endswith("/"):
             self.provider_url += "/"
-        self.direct_functions = doublelib.env_bool("direct_functions", False)
+        self.direct_functions = env.get("direct_functions", "").lower() == "true"
         self.direct_suffix = env.get("direct_functions_suffix", "")
+        self.namespace = env.get("function_namespace", "")
         self.nats_address = env.get("faas_nats_address", "")
         self.nats_port = doublelib.env_int("faas_nats_port", 4222)
-        self.nats_channel = env.get("faas_nats_channel", "faas-request")
-        self.read_timeout = doublelib.env_duration("read_timeout", "8s")
-        self.write_timeout = doublelib.env_duration("write_timeout", "8s")
-        self.upstream_timeout = doublelib.env_duration("upstream_timeout", env.get("write_timeout") or "8s")
-        self.basic_auth = doublelib.env_bool("basic_auth", False)
-        self.secret_mount_path = env.get("secret_mount_path") or "/run/secrets/"
+        self.nats_channel = env.get("faas_nats_channel") or "faas-request"
+        self.read_timeout = doublelib.go_duration_or(env.get("read_timeout"), 8.0)
+        self.write_timeout = doublelib.go_duration_or(env.get("write_timeout"), 8.0)
+        self.upstream_timeout = doublelib.go_duration_or(env.get("upstream_timeout"), 8.0)
+        self.basic_auth = env.get("basic_auth", "").lower() == "true"
+        self.secret_mount_path = env.get("secret_mount_path") or "/var/openfaas/secrets/"
         self.auth_proxy_url = env.get("auth_proxy_url", "")
-        self.auth_pass_body = doublelib.env_bool("auth_pass_body", False)
-        self.scale_from_zero = doublelib.env_bool("scale_from_zero", False)
+        self.auth_pass_body = env.get("auth_proxy_pass_body", "").lower() == "true"
+        self.scale_from_zero = env.get("scale_from_zero", "").lower() == "true"
         self.credentials = None
         if self.basic_auth:
-            self.credentials = (
-                doublelib.read_secret(self.secret_mount_path, "basic-auth-user"),
-                doublelib.read_secret(self.secret_mount_path, "basic-auth-password"),
-            )
+            try:
+                self.credentials = (
+                    doublelib.read_secret(self.secret_mount_path, "basic-auth-user"),
+                    doublelib.read_secret(self.secret_mount_path, "basic-auth-password"),
+                )
+            except doublelib.ConfigError as exc:
+                doublelib.fatal(COMPONENT, str(exc), code=2)  # gw/main.go:53-57: log.Panicf
+
+    def function_base(self, name):
+        """gw/handlers/forwarding_proxy.go:168-206: the provider, or the function as host (direct_functions)."""
+        if not self.direct_functions:
+            return self.provider_url.rstrip("/")
+        suffix = ""
+        if self.direct_suffix:
+            if "." in name and not name.endswith("."):
+                suffix = self.direct_suffix.replace(self.namespace, "")
+            else:
+                suffix = "." + self.direct_suffix
+        return f"http://{name}{suffix}:8080"
 
 
 class Metrics:
@@ -110,290 +136,377 @@ class Metrics:
 
 
 def calculate_replicas(status, current, maximum, minimum, factor):
-    """Alertmanager scaling rule of the OpenFaaS gateway: step = max * factor / 100."""
-    step = int(maximum / 100 * factor)
+    """gw/handlers/alerthandler.go:99-116: step = ceil(max / 100 * factor)."""
+    step = int(math.ceil(maximum / 100 * factor))
     if status == "firing" and step > 0:
         return min(current + step, maximum)
     return minimum
 
 
-def _label_int(labels, key, default):
-    try:
-        return int((labels or {}).get(key, default))
-    except (TypeError, ValueError):
+def _label_uint(labels, key, default):
+    """gw/plugin/external.go:168-183: Atoi, else the default; negatives wrap like Go's uint64 conversion."""
+    raw = str((labels or {}).get(key, ""))
+    if not re.fullmatch(r"[+-]?\d+", raw):
         return default
+    return int(raw) % 2**64
+
+
+def replicas_query(labels, function):
+    """gw/plugin/external.go:96-123: replicas, min, max, factor (factor outside 0..100 falls back to 20)."""
+    factor = _label_uint(labels, SCALE_FACTOR, DEFAULT_FACTOR)
+    return {
+        "replicas": int(function.get("replicas") or 0),
+        "available": int(function.get("availableReplicas") or 0),
+        "min": _label_uint(labels, SCALE_MIN, DEFAULT_MIN),
+        "max": _label_uint(labels, SCALE_MAX, DEFAULT_MAX),
+        "factor": factor if 0 <= factor <= 100 else DEFAULT_FACTOR,
+        "annotations": function.get("annotations") or {},
+    }
+
+
+class QueryError(Exception):
+    pass
 
 
 class GatewayHandler(doublelib.Handler):
     component = COMPONENT
     config = None
     metrics = None
-    ready_cache = {}  # function -> monotonic time it was last seen with available replicas
-    ready_lock = threading.Lock()
+    nats = None
+    scale_cache = {}  # gw/scaling/function_cache.go: name -> (time, query)
+    queue_cache = {}  # a second cache of the same kind for async lookups (gw/main.go:163-164)
+    cache_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------------
     def provider_headers(self):
-        if self.config.credentials:
+        if self.config.credentials:  # gw/pkg/middleware/basic_auth_injector.go
             token = base64.b64encode(":".join(self.config.credentials).encode()).decode()
             return [("Authorization", f"Basic {token}")]
         return []
 
-    def provider(self, method, path, payload=None):
-        headers = self.provider_headers()
-        return doublelib.http_json(
-            self.config.provider_url + path, method, payload, headers, self.config.upstream_timeout
-        )
+    def get_replicas(self, name):
+        """gw/plugin/external.go:55-124 (3 s dial timeout, no keep-alive); raises QueryError as upstream errs."""
+        url = f"{self.config.provider_url}system/function/{name}?namespace={self.config.namespace}"
+        try:
+            status, _headers, data = doublelib.http_request(url, "GET", b"", self.provider_headers(), 3.0)
+        except doublelib.UpstreamError as exc:
+            raise QueryError(str(exc)) from None
+        if status != 200:
+            raise QueryError(f"server returned non-200 status code ({status}) for function, {name}")
+        try:
+            function = json.loads(data)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        return replicas_query(function.get("labels"), function)
+
+    def set_replicas(self, name, count):
+        """gw/plugin/external.go:127-166; a provider that cannot be reached makes upstream panic (nil response):
+        the connection is closed without an answer."""
+        url = f"{self.config.provider_url}system/scale-function/{name}?namespace={self.config.namespace}"
+        body = json.dumps({"serviceName": name, "replicas": count}).encode()
+        try:
+            status, _h, _d = doublelib.http_request(url, "POST", body, self.provider_headers(), 3.0)
+        except doublelib.UpstreamError as exc:
+            doublelib.log(COMPONENT, f"{url} {exc}; http: panic serving {self.client_address[0]}")
+            raise ConnectionAbortedError(str(exc)) from None
+        if status not in (200, 202):
+            return f"error scaling HTTP code {status}, {url}"
+        return None
+
+    def cached(self, cache, name):
+        with self.cache_lock:
+            hit = cache.get(name)
+        if hit and time.monotonic() - hit[0] < CACHE_EXPIRY:
+            return hit[1]
+        return None
+
+    def remember(self, cache, name, query):
+        with self.cache_lock:
+            cache[name] = (time.monotonic(), query)
 
     def authorized(self, body):
+        """gw/handlers/external_auth.go:12-46: GET auth_proxy_url with the request's headers; 200 lets the call
+        through, any other answer is passed back; an unreachable plugin (or none configured) is 500."""
         cfg = self.config
-        if not cfg.basic_auth:
+        if not cfg.credentials:
             return True
-        auth = self.headers.get("Authorization")
-        if cfg.auth_proxy_url:
-            headers = [("Authorization", auth)] if auth else []
-            try:
-                status, _headers, _data = doublelib.http_request(
-                    cfg.auth_proxy_url,
-                    "POST" if cfg.auth_pass_body else "GET",
-                    body if cfg.auth_pass_body else b"",
-                    headers,
-                    cfg.upstream_timeout,
-                )
-            except doublelib.UpstreamError as exc:
-                doublelib.log(COMPONENT, f"auth_proxy_url unreachable: {exc}")
-                return False
-            return status == 200
-        return doublelib.credentials_match(auth, *cfg.credentials)
+        headers = doublelib.forwardable_headers(self.headers)
+        data = body if cfg.auth_pass_body else b""
+        try:
+            status, resp_headers, resp_body = doublelib.http_request(
+                cfg.auth_proxy_url, "GET", data, headers, cfg.upstream_timeout
+            )
+        except doublelib.UpstreamError as exc:
+            doublelib.log(COMPONENT, f"ExternalAuthHandler: {exc}")
+            self.reply(500, f"{exc}\n")
+            return False
+        if status == 200:
+            return True
+        self.reply(status, resp_body, None, doublelib.response_headers(resp_headers))
+        return False
 
-    # -- routing ---------------------------------------------------------------------------------
+    def forward(self, base, path, query, body, auth=False):
+        """gw/handlers/forwarding_proxy.go:78-152: one attempt within upstream_timeout; 502 with no body."""
+        url = base + path + (f"?{query}" if query else "")
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_HEADERS]
+        names = {k.lower() for k, _v in headers}
+        if self.headers.get("Host") and "x-forwarded-host" not in names:
+            headers.append(("X-Forwarded-Host", self.headers["Host"]))
+        if "x-forwarded-for" not in names:
+            headers.append(("X-Forwarded-For", f"{self.client_address[0]}:{self.client_address[1]}"))
+        if auth:
+            headers = [(k, v) for k, v in headers if k.lower() != "authorization"] + self.provider_headers()
+        try:
+            status, resp_headers, data = doublelib.http_request(
+                url, self.command, body, headers, self.config.upstream_timeout
+            )
+        except doublelib.UpstreamError as exc:
+            doublelib.log(COMPONENT, f"error with upstream request to: {path}, {exc}")
+            self.reply(502, b"", None)
+            return 502
+        self.reply(status, data, None, doublelib.response_headers(resp_headers))
+        return status
+
+    # -- routing (gw/main.go:210-260) ----------------------------------------------------------------
     def dispatch(self):
         url = urlsplit(self.path)
-        path = url.path
+        path, method = url.path, self.command
         body = self.read_body()
-        if path == "/healthz":
-            self.reply(200, "OK")
-        elif path == "/metrics":
-            self.handle_metrics()
-        elif path.startswith("/function/"):
-            self.handle_invoke(path[len("/function/") :], url.query, body)
-        elif path.startswith("/async-function/"):
-            self.handle_async(path[len("/async-function/") :], url.query, body)
-        elif path.startswith("/system/"):
-            if not self.authorized(body):
-                self.reply(401, "Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="Restricted"')])
-            elif path == "/system/alert":
+        try:
+            self.route(path, method, url.query, body)
+        except ConnectionAbortedError:
+            self.close_connection = True  # upstream's handler panicked: net/http drops the connection
+
+    def route(self, path, method, query, body):
+        function = re.match(r"^/function/([^/]+)(/.*)?$", path)
+        asynchronous = re.match(r"^/async-function/([^/]+)(/.*)?$", path)
+        if function and _NAME.match(function.group(1)):
+            self.handle_invoke(function.group(1), function.group(2) or "", query, body)
+        elif asynchronous and _NAME.match(asynchronous.group(1)) and self.nats and method == "POST":
+            self.handle_async(asynchronous.group(1), asynchronous.group(2) or "", query, body)
+        elif path == "/healthz" and method == "GET":
+            self.forward(self.config.provider_url.rstrip("/"), path, query, body, auth=True)
+        elif path == "/system/alert" and method == "POST":
+            if self.authorized(body):
                 self.handle_alert(body)
-            elif path == "/system/functions" and self.command == "GET":
+        elif path == "/system/functions" and method == "GET":
+            if self.authorized(body):
                 self.handle_list()
-            else:
-                self.handle_proxy(path, url.query, body)
-        elif path in ("/", "/ui", "/ui/"):
-            self.reply(200, "OpenFaaS gateway test double (no UI)\n")
+        elif self.system_route(path, method):
+            if self.authorized(body):
+                self.forward(self.config.provider_url.rstrip("/"), path, query, body, auth=True)
+        elif path == "/" and method == "GET":
+            self.reply(301, "", headers=[("Location", "/ui/")])
+        elif path.startswith("/ui/") and method == "GET":
+            if self.authorized(body):
+                self.reply(200, "OpenFaaS gateway test double (no UI)\n")
+        elif self.known_path(path):
+            self.reply(405, "")  # gorilla/mux 1.7.3 (gw/Gopkg.lock): a route whose method differs answers 405
         else:
             self.reply(404, "404 page not found\n")
 
+    def known_path(self, path):
+        if re.fullmatch(r"/(async-function/[^/]+(/.*)?|healthz|system/alert|system/functions|ui/.*|)", path):
+            return bool(self.nats) or not path.startswith("/async-function/")
+        return any(self.system_route(path, method) for method in ("GET", "POST", "PUT", "DELETE"))
+
+    @staticmethod
+    def system_route(path, method):
+        name = r"[-a-zA-Z_0-9.]+"
+        routes = (
+            (r"/system/info", ("GET",)),
+            (rf"/system/function/{name}", ("GET",)),
+            (r"/system/functions", ("POST", "PUT", "DELETE")),
+            (rf"/system/scale-function/{name}", ("POST",)),
+            (r"/system/secrets", ("GET", "PUT", "POST", "DELETE")),
+            (r"/system/logs", ("GET",)),
+            (r"/system/namespaces", ("GET",)),
+        )
+        return any(re.fullmatch(pattern, path) and method in methods for pattern, methods in routes)
+
     # -- /system ---------------------------------------------------------------------------------
-    def forget_ready(self, name):
-        with self.ready_lock:
-            self.ready_cache.pop(name, None)
-
-    def handle_proxy(self, path, query, body):
-        # Scaling, updating or deleting may take the replicas away: check again before the next call.
-        if path.startswith("/system/scale-function/"):
-            self.forget_ready(path.rsplit("/", 1)[-1])
-        elif path == "/system/functions" and self.command in ("PUT", "DELETE"):
-            with self.ready_lock:
-                self.ready_cache.clear()
-        target = self.config.provider_url + path.lstrip("/") + (f"?{query}" if query else "")
-        headers = [(k, v) for k, v in doublelib.forwardable_headers(self.headers) if k.lower() != "authorization"]
-        try:
-            status, resp_headers, data = doublelib.http_request(
-                target, self.command, body, headers + self.provider_headers(), self.config.upstream_timeout
-            )
-        except doublelib.UpstreamError as exc:
-            self.reply(502, f"provider error: {exc}\n")
-            return
-        self.reply(status, data, None, doublelib.response_headers(resp_headers))
-
     def handle_list(self):
+        """The provider's list plus invocationCount (gw/metrics/add_metrics.go; upstream asks Prometheus, the
+        double counts itself). Anything but a 200 list is passed through as the provider sent it."""
+        url = self.config.provider_url + "system/functions"
         try:
-            status, functions = self.provider("GET", "system/functions")
-        except doublelib.UpstreamError as exc:
-            self.reply(502, f"provider error: {exc}\n")
+            status, headers, data = doublelib.http_request(
+                url, "GET", b"", self.provider_headers(), self.config.upstream_timeout
+            )
+        except doublelib.UpstreamError:
+            self.reply(502, b"", None)
             return
-        if status != 200 or not isinstance(functions, list):
-            self.reply(status if status != 200 else 502, f"provider answered {status}: {functions}\n")
+        try:
+            functions = json.loads(data) if status == 200 else None
+        except ValueError:
+            functions = None
+        if not isinstance(functions, list):
+            self.reply(status, data, None, doublelib.response_headers(headers))
             return
         for function in functions:
             function["invocationCount"] = self.metrics.count(function.get("name"))
         self.reply_json(200, functions)
 
     def handle_alert(self, body):
-        if self.command != "POST":
-            self.reply(405, "method not allowed\n")
-            return
+        """gw/handlers/alerthandler.go:19-97: one GetReplicas per alert; an unreadable function is skipped
+        (no error, 200); no scale call when the count does not change; scale errors -> 500 "[i] <error>"."""
         try:
-            request = json.loads(body or b"{}")
+            request = json.loads(body)
             alerts = request.get("alerts") or []
         except (ValueError, AttributeError):
-            self.reply(400, "alert body is not an Alertmanager webhook JSON document\n")
+            self.reply(400, "Unable to parse alert, bad format.")
             return
-        results, failed = [], False
+        errors = []
         for alert in alerts:
-            name = (alert.get("labels") or {}).get("function_name")
+            name = ((alert.get("labels") or {}).get("function_name") or "").rsplit(".", 1)[0]
             if not name:
                 continue
-            status = alert.get("status") or request.get("status", "")
             try:
-                code, info = self.provider("GET", f"system/function/{name}")
-                if code != 200 or not isinstance(info, dict):
-                    raise doublelib.UpstreamError(f"GET /system/function/{name} answered {code}")
-                labels = info.get("labels") or {}
-                self.forget_ready(name)
-                wanted = calculate_replicas(
-                    status,
-                    int(info.get("replicas") or 0),
-                    _label_int(labels, SCALE_MAX, 20),
-                    _label_int(labels, SCALE_MIN, 1),
-                    _label_int(labels, SCALE_FACTOR, 20),
-                )
-                code, _reply = self.provider(
-                    "POST", f"system/scale-function/{name}", {"serviceName": name, "replicas": wanted}
-                )
-                if code >= 300:
-                    raise doublelib.UpstreamError(f"scale-function/{name} answered {code}")
-                results.append(f"{name}: {status} -> {wanted} replicas")
-            except doublelib.UpstreamError as exc:
-                failed = True
-                results.append(f"{name}: {exc}")
-        doublelib.log(COMPONENT, "alert: " + "; ".join(results))
-        self.reply(500 if failed else 200, "\n".join(results) + "\n")
-
-    def handle_metrics(self):
-        replicas = {}
-        try:
-            status, functions = self.provider("GET", "system/functions")
-            if status == 200 and isinstance(functions, list):
-                replicas = {f.get("name"): f.get("replicas", 0) for f in functions}
-        except doublelib.UpstreamError:
-            pass
-        self.reply(200, self.metrics.render(replicas), "text/plain; version=0.0.4; charset=utf-8")
+                query = self.get_replicas(name)
+            except QueryError as exc:
+                doublelib.log(COMPONENT, f"alert: {name}: {exc}")
+                continue
+            wanted = calculate_replicas(
+                alert.get("status", ""), query["replicas"], query["max"], query["min"], query["factor"]
+            )
+            doublelib.log(COMPONENT, f"[Scale] function={name} {query['replicas']} => {wanted}.")
+            if wanted == query["replicas"]:
+                continue
+            error = self.set_replicas(name, wanted)
+            if error:
+                errors.append(error)
+        if errors:
+            self.reply(500, "".join(f"[{i}] {e}\n" for i, e in enumerate(errors)))
+        else:
+            self.reply(200, "")
 
     # -- invocations ---------------------------------------------------------------------------------
-    def ensure_ready(self, name):
-        """scale_from_zero: scale a function at zero replicas to its minimum and wait for a replica."""
-        with self.ready_lock:
-            if time.monotonic() - self.ready_cache.get(name, -1e9) < 5.0:
-                return None
-        deadline = time.monotonic() + self.config.upstream_timeout
-        scaled = False
-        while True:
-            code, info = self.provider("GET", f"system/function/{name}")
-            if code == 404:
-                return (404, f"function {name} not found\n")
-            if code != 200 or not isinstance(info, dict):
-                return (502, f"provider answered {code} for function {name}\n")
-            if int(info.get("availableReplicas") or 0) > 0:
-                with self.ready_lock:
-                    self.ready_cache[name] = time.monotonic()
-                return None
-            if not scaled and int(info.get("replicas") or 0) == 0:
-                minimum = max(1, _label_int(info.get("labels"), SCALE_MIN, 1))
-                code, _reply = self.provider(
-                    "POST", f"system/scale-function/{name}", {"serviceName": name, "replicas": minimum}
-                )
-                if code >= 300:
-                    return (502, f"scaling {name} from zero failed: provider answered {code}\n")
-                doublelib.log(COMPONENT, f"scaled {name} from zero to {minimum}")
-                scaled = True
-            if time.monotonic() > deadline:
-                return (504, f"function {name} has no available replica after {self.config.upstream_timeout}s\n")
-            time.sleep(0.1)
-
-    def handle_invoke(self, rest, query, body):
-        name, slash, subpath = rest.partition("/")
-        if not name:
-            self.reply(404, "function name missing\n")
-            return
-        start = time.monotonic()
-        call_id = self.headers.get("X-Call-Id") or str(uuid.uuid4())
-        if self.config.scale_from_zero:
-            try:
-                problem = self.ensure_ready(name)
-            except doublelib.UpstreamError as exc:
-                problem = (502, f"provider error: {exc}\n")
-            if problem:
-                self.metrics.observe(name, problem[0], time.monotonic() - start)
-                self.reply(problem[0], problem[1], headers=[("X-Call-Id", call_id)])
-                return
-        suffix = slash + subpath + (f"?{query}" if query else "")
-        if self.config.direct_functions:
-            target = f"http://{name}{self.config.direct_suffix}:8080/{suffix.lstrip('/')}"
-        else:
-            target = f"{self.config.provider_url}function/{name}{suffix}"
-        headers = [(k, v) for k, v in doublelib.forwardable_headers(self.headers) if k.lower() != "x-call-id"]
-        headers += [("X-Call-Id", call_id), ("X-Start-Time", str(time.time_ns()))]
-        forwarded = self.headers.get("X-Forwarded-For")
-        client = self.client_address[0]
-        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
-        headers.append(("X-Forwarded-For", f"{forwarded}, {client}" if forwarded else client))
+    def scale_from_zero(self, name):
+        """gw/scaling/function_scaler.go:34-136 and gw/handlers/scaling.go:27-59. Returns None to go on."""
+        cached = self.cached(self.scale_cache, name)
+        if cached and cached["available"] > 0:
+            return None
         try:
-            status, resp_headers, data = doublelib.http_request(
-                target, self.command, body, headers, self.config.upstream_timeout
-            )
-        except doublelib.UpstreamError as exc:
-            doublelib.log(COMPONENT, f"invoke {name}: {exc}")
-            self.forget_ready(name)
-            self.metrics.observe(name, 502, time.monotonic() - start)
-            self.reply(502, f"cannot reach function {name}: {exc}\n", headers=[("X-Call-Id", call_id)])
-            return
-        duration = time.monotonic() - start
-        self.metrics.observe(name, status, duration)
-        out = doublelib.response_headers(resp_headers)
-        out = [(k, v) for k, v in out if k.lower() not in ("x-duration-seconds", "x-call-id")]
-        out += [("X-Call-Id", call_id), ("X-Duration-Seconds", f"{duration:.6f}")]
-        self.reply(status, data, None, out)
+            query = self.get_replicas(name)
+        except QueryError as exc:  # scaling.go:35-42: any lookup error is a 404
+            return (404, f"error finding function {name}.{self.config.namespace}: {exc}")
+        self.remember(self.scale_cache, name, query)
+        if query["available"] > 0:
+            return None
+        minimum = query["min"] if query["min"] > 0 else 1
+        error = None
+        for attempt in range(SET_SCALE_RETRIES):  # function_scaler.go:66-86,140-156
+            try:
+                query = self.get_replicas(name)
+                self.remember(self.scale_cache, name, query)
+                error = None
+                if query["replicas"] == 0:
+                    doublelib.log(COMPONENT, f"[Scale {attempt}] function={name} 0 => {minimum} requested")
+                    failed = self.set_replicas(name, minimum)
+                    error = f"unable to scale function [{name}], err: {failed}" if failed else None
+            except QueryError as exc:
+                error = str(exc)
+            if error is None:
+                break
+            time.sleep(POLL_INTERVAL)
+        if error:
+            return (500, f"error finding function {name}.{self.config.namespace}: {error}")
+        start = time.monotonic()
+        for _poll in range(MAX_POLL_COUNT):  # function_scaler.go:97-127
+            try:
+                query = self.get_replicas(name)
+            except QueryError as exc:
+                return (500, f"error finding function {name}.{self.config.namespace}: {exc}")
+            self.remember(self.scale_cache, name, query)
+            if query["available"] > 0:
+                doublelib.log(COMPONENT, f"[Scale] function={name} 0 => {query['available']} successful")
+                return None
+            time.sleep(POLL_INTERVAL)
+        # function_scaler.go:130-135: after the last poll the result says "available" and the call goes on.
+        doublelib.log(COMPONENT, f"[Scale] function={name} still not ready after {time.monotonic() - start:.1f}s")
+        return None
 
-    def handle_async(self, rest, query, body):
-        name, slash, subpath = rest.partition("/")
-        if not name:
-            self.reply(404, "function name missing\n")
-            return
-        if self.command != "POST":
-            self.reply(405, "async invocations must use POST\n")
-            return
-        if not self.config.nats_address:
-            self.reply(501, "asynchronous invocation is not configured: set faas_nats_address\n")
-            return
-        call_id = self.headers.get("X-Call-Id") or str(uuid.uuid4())
+    def handle_invoke(self, name, subpath, query, body):
+        start = time.monotonic()
+        if self.config.scale_from_zero:
+            problem = self.scale_from_zero(name)
+            if problem:
+                self.reply(problem[0], problem[1], None)
+                return
+        if self.config.direct_functions:  # FunctionPrefixTrimmingURLPathTransformer
+            base, path = self.config.function_base(name), subpath
+        else:  # TransparentURLPathTransformer: the whole /function/<name>/... path
+            base, path = self.config.function_base(name), f"/function/{name}{subpath}"
+        status = self.forward(base, path, query, body)
+        self.metrics.observe(name, status, time.monotonic() - start)
+
+    def handle_async(self, name, subpath, query, body):
+        """gw/handlers/queue_proxy.go:23-75 behind the call-id middleware (gw/handlers/callid_middleware.go)."""
+        reply_headers = []
         headers = {}
-        for key, value in doublelib.forwardable_headers(self.headers):
+        for key, value in self.headers.items():
             headers.setdefault(key, []).append(value)
-        headers["X-Call-Id"] = [call_id]
-        headers["X-Start-Time"] = [str(time.time_ns())]
+        if not self.headers.get("X-Call-Id"):
+            call_id = str(uuid.uuid4())
+            headers["X-Call-Id"] = [call_id]
+            reply_headers.append(("X-Call-Id", call_id))
+        stamp = str(time.time_ns())
+        headers.setdefault("X-Start-Time", []).append(stamp)
+        reply_headers.append(("X-Start-Time", stamp))
+        annotations = self.cached(self.queue_cache, name)
+        if annotations is None:
+            try:
+                found = self.get_replicas(name)
+            except QueryError as exc:  # queue_proxy.go:45-49
+                self.reply(500, f"{exc}\n", headers=reply_headers)
+                return
+            self.remember(self.queue_cache, name, found)
+            annotations = found
+        channel = (annotations.get("annotations") or {}).get("com.openfaas.queue") or self.config.nats_channel
         message = {
             "function": name,
-            "method": "POST",
-            "path": slash + subpath,
+            "method": self.command,
+            "path": subpath,
             "query": query,
             "headers": headers,
+            "host": self.headers.get("Host", ""),
             "body": base64.b64encode(body).decode(),
             "callback_url": self.headers.get("X-Callback-Url", ""),
-            "call_id": call_id,
         }
-        url = f"http://{self.config.nats_address}:{self.config.nats_port}/channels/{self.config.nats_channel}/messages"
         try:
-            status, _headers, data = doublelib.http_request(
-                url, "POST", json.dumps(message).encode(), [("Content-Type", "application/json")], 5.0
-            )
-        except doublelib.UpstreamError as exc:
-            self.reply(500, f"cannot queue request: {exc}\n")
+            self.nats.publish(channel, json.dumps(message).encode())
+        except doublelib.NatsError as exc:  # queue_proxy.go:67-71
+            self.reply(500, f"{exc}\n", headers=reply_headers)
             return
-        if status != 201:
-            self.reply(500, f"cannot queue request: NATS double answered {status}: {data!r}\n")
-            return
-        doublelib.log(COMPONENT, f"queued async request {call_id} for {name}")
-        self.reply(202, b"", headers=[("X-Call-Id", call_id)])
+        self.reply(202, b"", None, reply_headers)
+
+
+class MetricsHandler(doublelib.Handler):
+    """gw/main.go:275-296: the metrics server on 8082 serves /metrics and /healthz only."""
+
+    component = COMPONENT
+    gateway = None
+
+    def dispatch(self):
+        self.read_body()
+        path = urlsplit(self.path).path
+        if path == "/metrics":
+            replicas = {}
+            cfg = GatewayHandler.config
+            try:  # gw/metrics/exporter.go: gateway_service_count from the provider's list
+                status, _h, data = doublelib.http_request(
+                    cfg.provider_url + "system/functions", "GET", b"", GatewayHandler.provider_headers(self), 3.0
+                )
+                if status == 200:
+                    replicas = {f.get("name"): f.get("replicas", 0) for f in json.loads(data)}
+            except (doublelib.UpstreamError, ValueError, AttributeError):
+                pass
+            text = GatewayHandler.metrics.render(replicas)
+            self.reply(200, text, "text/plain; version=0.0.4; charset=utf-8")
+        elif path == "/healthz":
+            self.reply(200, "OK")  # gw/handlers/healthhandler.go
+        else:
+            self.reply(404, "404 page not found\n")
 
 
 def main():
@@ -401,8 +514,21 @@ def main():
     GatewayHandler.config = config
     GatewayHandler.metrics = Metrics()
     GatewayHandler.timeout = max(config.read_timeout, config.write_timeout, config.upstream_timeout) + 1
+    MetricsHandler.config = config  # provider_headers() reads it
+    if config.nats_address:  # gw/main.go:151-161: connect first; a failure is log.Fatalln (exit 1)
+        doublelib.log(COMPONENT, "Async enabled: Using NATS Streaming.")
+        client_id = "faas-publisher-" + (os.uname().nodename or "gateway")
+        nats = doublelib.StanConn(
+            COMPONENT, config.nats_address, config.nats_port, client_id, NATS_MAX_RECONNECT, NATS_RECONNECT_DELAY
+        )
+        try:
+            nats.connect()
+        except doublelib.NatsError as exc:
+            doublelib.fatal(COMPONENT, str(exc))
+        nats.start_pings()
+        GatewayHandler.nats = nats
     metrics_port = doublelib.env_int("metrics_port", 8082)
-    doublelib.serve(GatewayHandler, 8080, extra_ports=(metrics_port,) if metrics_port >= 0 else ())
+    doublelib.serve_pair(GatewayHandler, 8080, MetricsHandler, metrics_port)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,19 @@
 #   POST /channels/<channel>/ack/<sequence>    -> 200, or 404 when not in flight
 #   GET  /channels/<channel>                   -> 200 {"pending", "in_flight", "published", "acked"}
 #   GET  /healthz                              -> 200 OK
-# Env: port (4222), max_messages (100000 per channel; publishing beyond answers 507), write_debug.
+#   POST /connect  {"client_id", "wait"}       -> 200 once the streaming part is ready; held up to "wait" seconds,
+#                                                 then 503 (the client reports stan's "connect request timeout")
+#   POST /ping     (X-Client-Id)               -> 200, or 404 "unknown clientID" (stan closes the connection)
+# Channel calls that carry X-Client-Id of a client this server does not know answer 404 "unknown clientID": after a
+# restart (memory store) every client must connect again, as with the real server.
+# Env: port (4222), max_messages (100000 per channel; publishing beyond answers 507), write_debug,
+# streaming_ready_delay (the double's own: seconds after start before /connect succeeds, default 0, to model the
+# window in which NATS accepts connections but NATS Streaming does not answer yet).
 """NATS Streaming test double (HTTP queue with ack/redelivery)."""
 
 import base64
 import collections
+import json
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -118,9 +126,33 @@ def _number(query, key, default, cast=float):
         raise doublelib.ConfigError(f"query parameter {key}={values[0]!r} is not a number") from None
 
 
+class Clients:
+    """Registered client ids and the moment the streaming part becomes ready."""
+
+    def __init__(self, ready_at):
+        self.ready_at = ready_at
+        self.ids = set()
+        self.lock = threading.Lock()
+
+    def connect(self, client_id, wait):
+        end = time.monotonic() + wait
+        while time.monotonic() < self.ready_at:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+        with self.lock:
+            self.ids.add(client_id)
+        return True
+
+    def known(self, client_id):
+        with self.lock:
+            return client_id is None or client_id in self.ids
+
+
 class QueueHandler(doublelib.Handler):
     component = COMPONENT
     store = None
+    clients = None
 
     def dispatch(self):
         url = urlsplit(self.path)
@@ -129,6 +161,24 @@ class QueueHandler(doublelib.Handler):
         body = self.read_body()
         if parts == ["healthz"]:
             self.reply(200, "OK")
+            return
+        if parts == ["connect"] and self.command == "POST":
+            try:
+                request = json.loads(body or b"{}")
+                client_id, wait = str(request["client_id"]), float(request.get("wait", 2.0))
+            except (ValueError, KeyError, TypeError):
+                self.reply(400, 'body must be {"client_id": "<id>", "wait": <seconds>}\n')
+                return
+            if self.clients.connect(client_id, min(wait, 30.0)):
+                self.reply_json(200, {"client_id": client_id})
+            else:
+                self.reply(503, "streaming server not ready\n")
+            return
+        if not self.clients.known(self.headers.get("X-Client-Id")):
+            self.reply(404, "unknown clientID\n")
+            return
+        if parts == ["ping"] and self.command == "POST":
+            self.reply(200, "")
             return
         if len(parts) < 2 or parts[0] != "channels":
             self.reply(404, "unknown route; see the protocol in nats_streaming.py\n")
@@ -161,6 +211,8 @@ class QueueHandler(doublelib.Handler):
 
 def main():
     QueueHandler.store = Store(doublelib.env_int("max_messages", 100000))
+    delay = doublelib.env_duration("streaming_ready_delay", "0s")
+    QueueHandler.clients = Clients(time.monotonic() + delay)
     doublelib.serve(QueueHandler, 4222)
 
 

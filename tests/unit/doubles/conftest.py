@@ -43,7 +43,7 @@ def stack(tmp_path_factory, secrets_dir):
             "basic_auth": "true",
             "secret_mount_path": secrets_dir,
             "auth_proxy_url": f"{auth.url}/validate",
-            "auth_pass_body": "false",
+            "auth_proxy_pass_body": "false",
             "scale_from_zero": "true",
             "metrics_port": "0",
         }
@@ -57,10 +57,9 @@ def stack(tmp_path_factory, secrets_dir):
             "gateway_invoke": "true",
             "max_inflight": "2",
             "ack_wait": "10s",
-            "initial_retry_wait": "50ms",
             "write_debug": "true",
         }
-        worker = Process("queue_worker.py", worker_env, logs)
+        worker = Process("queue_worker.py", worker_env, logs).wait_listening()
         procs.append(worker)
         yield {
             "gateway": gateway,

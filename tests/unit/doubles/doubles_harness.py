@@ -61,6 +61,7 @@ class Process:
             [sys.executable, os.path.join(DOUBLES, script)], env=full_env, stdout=subprocess.PIPE, stderr=self.log
         )
         self.port = None
+        self.second_port = None
 
     def wait_listening(self, timeout=10.0):
         sel = selectors.DefaultSelector()
@@ -70,7 +71,9 @@ class Process:
             if sel.select(timeout=0.1):
                 line = self.proc.stdout.readline().decode()
                 if line.startswith("LISTENING "):
-                    self.port = int(line.split()[1])
+                    ports = [int(p) for p in line.split()[1:]]
+                    self.port = ports[0]
+                    self.second_port = ports[1] if len(ports) > 1 else None  # the gateway's metrics server
                     return self
                 if not line:
                     break
@@ -125,9 +128,14 @@ class Quiet(BaseHTTPRequestHandler):
 class FunctionHandler(Quiet):
     """The function: upper-cases the body; /fail answers 500; echoes the path it saw in X-Path."""
 
+    calls = {}
+
     def handle_any(self):
         data = self.body()
-        if self.path.startswith("/fail"):
+        FunctionHandler.calls[self.path] = FunctionHandler.calls.get(self.path, 0) + 1
+        if self.path.startswith("/busy"):
+            self.send(503, b"busy")
+        elif self.path.startswith("/fail"):
             self.send(500, b"boom", headers=[("X-Path", self.path)])
         else:
             self.send(
@@ -161,29 +169,34 @@ class Provider:
         class Handler(Quiet):
             def handle_any(self):
                 data = self.body()
-                provider.calls.append((self.command, self.path, self.headers.get("Authorization"), data))
-                if self.path.startswith("/function/"):
-                    name, _sep, rest = self.path[len("/function/") :].partition("/")
+                path = self.path.split("?", 1)[0]
+                provider.calls.append((self.command, path, self.headers.get("Authorization"), data))
+                if path.startswith("/function/"):
+                    name, _sep, rest = path[len("/function/") :].partition("/")
                     if name not in provider.functions or not provider.functions[name]["availableReplicas"]:
                         self.send(502, b"no replica")
                         return
                     status, headers, out = _forward(
-                        provider.function_port, self.command, "/" + rest, data, self.headers
+                        provider.function_port, self.command, "/" + rest + self.path[len(path) :], data, self.headers
                     )
-                    self.send(status, out, headers.get("Content-Type", "text/plain"), [("X-Path", headers["X-Path"])])
-                elif self.path == "/system/functions" and self.command == "GET":
+                    self.send(
+                        status, out, headers.get("Content-Type", "text/plain"), [("X-Path", headers.get("X-Path", ""))]
+                    )
+                elif path == "/system/functions" and self.command == "GET":
                     self.send(200, json.dumps(list(provider.functions.values())).encode(), "application/json")
-                elif self.path.startswith("/system/function/"):
-                    info = provider.functions.get(self.path.rsplit("/", 1)[1])
+                elif path.startswith("/system/function/"):
+                    info = provider.functions.get(path.rsplit("/", 1)[1])
                     if info is None:
                         self.send(404, b"not found")
                     else:
                         self.send(200, json.dumps(info).encode(), "application/json")
-                elif self.path.startswith("/system/scale-function/"):
-                    info = provider.functions[self.path.rsplit("/", 1)[1]]
+                elif path.startswith("/system/scale-function/"):
+                    info = provider.functions[path.rsplit("/", 1)[1]]
                     info["replicas"] = info["availableReplicas"] = json.loads(data)["replicas"]
+                    self.send(202)  # faas-swarm replicas_updater.go:62
+                elif path == "/healthz":
                     self.send(200)
-                elif self.path == "/system/functions" and self.command == "POST":
+                elif path == "/system/functions" and self.command == "POST":
                     self.send(202)
                 else:
                     self.send(404, b"stub: unknown route")

@@ -57,7 +57,7 @@ def check_function(function_dir, name=None):
         raise BuildError(f"function '{name}': handler directory {function_dir} does not exist")
     if not os.path.isfile(os.path.join(function_dir, "handler.py")):
         raise BuildError(
-            f"function '{name}': {function_dir} has no handler.py (it must define handle(req) or handle(event, context))"
+            f"function '{name}': {function_dir} has no handler.py (it must define handle(req) or handle(event, ctx))"
         )
 
 

@@ -13,8 +13,10 @@ request body
 
 it sends --requests sequential POSTs (after --warmup) on one keep-alive connection and on a fresh
 connection each, and prints p50/p90/p99 in milliseconds for both revisions and the p50 ratio
-baseline/current.  Bounded: at most 4 * 3 * (requests + warmup) requests, each with a 10 s
-timeout; traffic goes only to 127.0.0.1.
+baseline/current.  It also starts each revision --starts times and reports the median time from
+``exec`` to the port accepting connections and to the first answer.  Bounded: at most
+4 * 3 * (requests + warmup) requests and 2 * starts processes, each with a 10 s timeout; traffic
+goes only to 127.0.0.1.
 
     python3 benchmarks/template_latency.py [--baseline-ref REF] [--requests 300]
 """
@@ -27,6 +29,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -102,6 +105,36 @@ def start(tree):
     raise SystemExit(f"the template server in {tree} did not start: {proc.stderr.read().decode()}")
 
 
+def start_times(tree, starts):
+    """Medians (ms) from Popen to the first accepted connection and to the first 200."""
+    listening, answered = [], []
+    for _start in range(starts):
+        port = free_port()
+        env = dict(os.environ, port=str(port), drain_timeout="0")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, os.path.join(tree, "index.py")], env=env, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    break
+                except ConnectionRefusedError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{tree}: nothing listens on {port} after 10 s") from None
+                    time.sleep(0.001)
+            listening.append((time.perf_counter() - t0) * 1000)
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+            if not sock.recv(64).startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"{tree}: the first answer was not a 200")
+            answered.append((time.perf_counter() - t0) * 1000)
+            sock.close()
+        finally:
+            proc.kill()
+            proc.wait(10)
+    return statistics.median(listening), statistics.median(answered)
+
+
 def post(conn, body):
     conn.request("POST", "/", body=body, headers={"Content-Type": "application/octet-stream"})
     resp = conn.getresponse()
@@ -126,10 +159,11 @@ def measure(port, body, requests, warmup, keepalive):
     return [percentile(lat, p) for p in (50, 90, 99)]
 
 
-def run(tree, cases, requests, warmup):
+def run(tree, cases, requests, warmup, starts):
+    startup = start_times(tree, starts)
     proc, port = start(tree)
     try:
-        return {
+        return startup, {
             (name, mode): measure(port, body, requests, warmup, mode == "keep-alive")
             for name, body in cases
             for mode in ("keep-alive", "fresh")
@@ -144,18 +178,25 @@ def main():
     parser.add_argument("--baseline-ref", default=DEFAULT_BASELINE, help="git revision of the baseline template")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--starts", type=int, default=10)
     args = parser.parse_args()
-    if not 1 <= args.requests <= 2000 or not 0 <= args.warmup <= 200:
-        parser.error("--requests must be 1..2000 and --warmup 0..200 (bounded benchmark)")
+    if not 1 <= args.requests <= 2000 or not 0 <= args.warmup <= 200 or not 1 <= args.starts <= 50:
+        parser.error("--requests must be 1..2000, --warmup 0..200, --starts 1..50 (bounded benchmark)")
     cases = bodies()
+    n = (args.requests, args.warmup, args.starts)
     with tempfile.TemporaryDirectory(prefix="onmetal-tpl-bench-") as tmp:
-        base = run(template_tree(args.baseline_ref, os.path.join(tmp, "base")), cases, args.requests, args.warmup)
-        cur = run(template_tree(None, os.path.join(tmp, "cur")), cases, args.requests, args.warmup)
+        base_start, base = run(template_tree(args.baseline_ref, os.path.join(tmp, "base")), cases, *n)
+        cur_start, cur = run(template_tree(None, os.path.join(tmp, "cur")), cases, *n)
     load = os.getloadavg()
     print(
         f"python3-http template on 127.0.0.1, {args.requests} sequential POSTs per row, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs"
     )
+    for name, (listening, answered) in (("baseline", base_start), ("current", cur_start)):
+        print(
+            f"start {name:<8} (median of {args.starts}): port accepts after {listening:.0f} ms, "
+            f"first answer after {answered:.0f} ms"
+        )
     head = f"{'body':<8} {'connection':<10} {'baseline ' + args.baseline_ref + ' p50/p90/p99 ms':>34} "
     print(head + f"{'current p50/p90/p99 ms':>26} {'p50 ratio':>9}")
     for name, _body in cases:

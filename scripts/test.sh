@@ -11,7 +11,7 @@ mkdir -p "$ROOT/.cache"; : >"$ONMETAL_TIMINGS"
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
 T0=$(date +%s)
 
-phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
+phase_start "bootstrap (packages, venv, engine, QEMU)"; bootstrap vm; phase_end
 phase_start "rig images"; tests/rig/build-images.sh; phase_end
 phase_start "VM image (KVM scenario)"; tests/vm/build-image.sh; phase_end
 

@@ -65,7 +65,7 @@ def lib(tmp_path):
 
     def _run(snippet, installed=(), engine_answers=False, static_dockerd=False):
         if static_dockerd:
-            _write(bindir / "dockerd", "#!/bin/bash\n# Test double: a dockerd binary that is found, never run.\nexit 1\n")
+            _write(bindir / "dockerd", "#!/bin/bash\n# Test double: a dockerd that is found, never run.\nexit 1\n")
         env = {
             "PATH": str(bindir),
             "HOME": str(tmp_path),

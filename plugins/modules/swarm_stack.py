@@ -17,12 +17,12 @@ description:
     touched. That plan is returned, also in check mode.
   - B(Idempotent, and drift is corrected.) Every service carries the label C(io.onmetal.faas.applied-hash),
     the SHA-256 of its normalised definition (key order does not matter; environment lists and mappings are
-    the same). A different hash means the definition changed. An equal hash is not enough: the running spec
+    the same). A different hash means the definition changed. An equal hash is not enough; the running spec
     is compared with the desired one on every field the compose subset can declare (replicas, env, image,
     mounts, labels, command, resources, placement, networks, secrets, configs, ports, update, rollback and
     restart config, healthcheck, endpoint mode, ...), ignoring what the engine or the docker CLI fills in
     (defaults, object IDs, list order, C(ForceUpdate), a digest appended to an undigested image). A hand
-    change such as C(docker service scale) or C(docker service update --env-add) is drift: the service is
+    change such as C(docker service scale) or C(docker service update --env-add) is drift; the service is
     updated back, listed in RV(plan.services) C(drift), and shown in check and diff mode. When nothing
     differs no write request is sent at all and RV(changed) is V(false).
   - The objects carry the labels C(com.docker.stack.namespace) and C(com.docker.stack.image), so

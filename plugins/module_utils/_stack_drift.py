@@ -171,7 +171,17 @@ def _at(spec, path):
 def normalise(spec, network_names=None):
     """A ServiceSpec (ours or the engine's) -> the declarable fields in one canonical form."""
     spec = clean_spec(spec, network_names)
-    (spec.get("TaskTemplate") or {}).pop("ForceUpdate", None)
+    task = spec.get("TaskTemplate") or {}
+    task.pop("ForceUpdate", None)
+    # 0 means "no limit" for these; an engine may write it out
+    for part in ("Limits", "Reservations"):
+        values = (task.get("Resources") or {}).get(part) or {}
+        for key in [k for k, v in values.items() if v == 0]:
+            del values[key]
+    placement = task.get("Placement") or {}
+    if placement.get("MaxReplicas") == 0:
+        del placement["MaxReplicas"]
+    spec = _drop_empty(spec)
     for port in _at(spec, ("EndpointSpec", "Ports")) or []:
         for key, default in _PORT_DEFAULTS:
             port.setdefault(key, default)

@@ -230,7 +230,8 @@ NO_OPS = [
         lambda s: _set(s, C + ("Ulimits",), [{"Name": "nofile", "Soft": 1, "Hard": 2}]),
     ),
     ("platforms the CLI adds", lambda s: _set(s, T + ("Placement", "Platforms"), [{"OS": "linux"}])),
-    ("empty values", lambda s: _set(s, C + ("Privileges",), {}) or _set(s, T + ("Resources", "Limits", "Pids"), 100)),
+    ("empty values", lambda s: _set(s, C + ("Privileges",), {}) or _set(s, C + ("DNSConfig", "Options"), [])),
+    ("zero means no limit", lambda s: _set(s, T + ("Resources", "Reservations", "Pids"), 0)),
 ]
 
 
@@ -245,6 +246,15 @@ def test_engine_normalisations_are_no_drift(edit):
     live = _live()
     edit(live)
     assert spec_drift(DESIRED["drift_web"], live, NETWORK_NAMES) == []
+
+
+def test_zero_limits_written_out_are_no_drift():
+    live = _live("drift_plain")  # declares no resources and no placement
+    _set(live, T + ("Resources", "Limits"), {"NanoCPUs": 0, "MemoryBytes": 0, "Pids": 0})
+    _set(live, T + ("Placement", "MaxReplicas"), 0)
+    assert spec_drift(DESIRED["drift_plain"], live, NETWORK_NAMES) == []
+    _set(live, T + ("Placement", "MaxReplicas"), 1)
+    assert spec_drift(DESIRED["drift_plain"], live, NETWORK_NAMES) == ["TaskTemplate.Placement"]
 
 
 def test_a_declared_digest_must_match():

@@ -16,6 +16,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     ComposeError,
     merge_compose,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
     StackError,
     apply_plan,
@@ -36,7 +37,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     compute_plan,
     finalize,
     images_to_resolve,
-    normalise,
     pin_images,
     plan_changes,
     plan_errors,

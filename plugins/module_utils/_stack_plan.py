@@ -25,9 +25,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     uses_default_network,
     validate,
 )
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import (  # noqa: F401 - re-exported
-    changed_paths,
-    clean_spec,
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import (
     live_for_compare,
     normalise,
     spec_drift,

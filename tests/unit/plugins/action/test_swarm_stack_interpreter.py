@@ -105,3 +105,11 @@ def test_remote_is_local_uses_the_playbook_python(config):
 def test_interpreter_with_arguments_is_a_command_line(config):
     # the shell runs the module as "<shebang command> <module>", word-split: the probe does the same
     assert _resolve({"ansible_python_interpreter": "/usr/bin/env python3"}) == "/usr/bin/env python3"
+
+
+def test_the_shebang_ansible_replaces_is_the_modules():
+    from ansible_collections.onmetal.faas.plugins.action import swarm_stack as action
+    from ansible_collections.onmetal.faas.plugins.modules import swarm_stack as module
+
+    with open(module.__file__) as handle:
+        assert handle.readline().strip() == "#!" + action.MODULE_SHEBANG_INTERPRETER

@@ -8,9 +8,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import faas_swarm
+import pytest
 from doubles_harness import DOUBLES, PASSWORD, USER, FunctionHandler, Process, request, serve
 
 AUTH = (USER, PASSWORD)

@@ -314,7 +314,7 @@ class Idler:
 
 
 def _arguments(argv):
-    parser = argparse.ArgumentParser(prog="onmetal-faas-idler", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="onmetal-faas-idler", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--gateway", default="http://127.0.0.1:8080", help="gateway URL")
     parser.add_argument("--credentials", help='JSON file {"username": ..., "password": ...} (mode 0600)')
     parser.add_argument("--docker-socket", default="/var/run/docker.sock", help="the local engine's socket")
@@ -336,6 +336,10 @@ def settings_problems(interval: float, default_duration: str) -> list[str]:
     return problems
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)  # one line to the journal per event
+
+
 def main(argv=None, sleep=time.sleep) -> int:
     args = _arguments(sys.argv[1:] if argv is None else argv)
     problems = settings_problems(args.interval, args.default_duration)
@@ -355,14 +359,13 @@ def main(argv=None, sleep=time.sleep) -> int:
             file=sys.stderr,
         )
         return 2
-    log = lambda line: print(line, flush=True)  # noqa: E731 (one line to the journal per event)
     idler = Idler(
         Tracker(parse_duration(args.default_duration)),
         Gateway(args.gateway, username, password),
         Engine(args.docker_socket),
-        log=log,
+        log=_log,
     )
-    log(
+    _log(
         f"onmetal-faas-idler polling {args.gateway} every {args.interval:g}s, default zero-duration "
         f"{args.default_duration}; functions labelled {ZERO_LABEL}=true"
     )

@@ -90,9 +90,8 @@ def test_idle_after_the_period_since_first_seen():
     fns = [fn("a", count=5, **{"com.openfaas.scale.zero-duration": "30s"}), fn("b", count=5)]
     assert tracker.observe(fns, 1000) == ([], [])
     assert tracker.observe(fns, 1029) == ([], [])
-    actions, _ = tracker.observe(fns, 1030)
-    assert actions == [idler.Action("a", 30, 30)]
-    actions, _ = tracker.observe(fns, 1060)
+    assert tracker.observe(fns, 1030)[0] == [idler.Action("a", 30, 30)]
+    actions = tracker.observe(fns, 1060)[0]
     assert [a.name for a in actions] == ["a", "b"]
 
 
@@ -148,7 +147,7 @@ def test_labelled_later_or_removed_and_redeployed_starts_counting_again():
 def test_a_bad_label_is_logged_once_and_again_after_a_fix():
     tracker = idler.Tracker(default_seconds=30)
     bad = fn("a", **{"com.openfaas.scale.zero-duration": "soon"})
-    _, notes = tracker.observe([bad], 0)
+    notes = tracker.observe([bad], 0)[1]
     assert notes == [
         "function a: label com.openfaas.scale.zero-duration: 'soon' is not a Go duration; expected a number with a "
         "unit such as 90s, 15m or 1h30m; not idling it"
@@ -281,6 +280,11 @@ def _until(predicate, limit=30.0):
     return False
 
 
+def _polled_after_a_write(gw):
+    methods = [r[0] for r in list(gw.requests)]
+    return "POST" in methods and "GET" in methods[methods.index("POST") :]
+
+
 def test_the_program_scales_an_idle_labelled_function_to_zero(tmp_path, engine):
     with FakeGateway() as gw:
         gw.functions["sleepy"] = {
@@ -292,11 +296,12 @@ def test_the_program_scales_an_idle_labelled_function_to_zero(tmp_path, engine):
         gw.functions["plain"] = {"service": "plain", "image": "x/plain:1", "labels": {}}
         proc = _run_program(tmp_path, gw, engine)
         try:
-            assert _until(lambda: gw.writes()), "the idler never scaled anything"
+            # a poll after the scale call: the program has logged it by then
+            assert _until(lambda: _polled_after_a_write(gw)), "the idler never scaled anything"
             polls_before = sum(1 for r in list(gw.requests) if r[:2] == ("GET", "/system/functions"))
         finally:
             proc.terminate()
-            out, _ = proc.communicate(timeout=10)
+            out = proc.communicate(timeout=10)[0]
     assert gw.writes() == [("POST", "/system/scale-function/sleepy", {"serviceName": "sleepy", "replicas": 0})]
     assert gw.replicas == {"sleepy": 0}
     assert polls_before >= 2  # it watched before it acted
@@ -320,7 +325,7 @@ def test_the_program_on_a_follower_scales_nothing(tmp_path, engine):
             assert _until(lambda: sum(1 for r in list(gw.requests) if r[0] == "GET") >= 10)
         finally:
             proc.terminate()
-            out, _ = proc.communicate(timeout=10)
+            out = proc.communicate(timeout=10)[0]
     assert gw.writes() == []
     assert "watching only: another manager leads the swarm" in out
 

@@ -3,11 +3,12 @@
 It stands in for the gateway's REST API in the unit tests of the gateway client
 (tests/unit/plugins/module_utils/test__openfaas.py) and in the end-to-end tests of the functions
 role (tests/functions/test_role_functions.py), so those exercise the real HTTP path (Ansible's
-open_url, basic auth, error bodies).  The container double in tests/doubles/openfaas and real
+open_url, basic auth, error bodies), and in the tests of the openfaas role's idler
+(tests/unit/roles/test_openfaas_idler.py).  The container double in tests/doubles/openfaas and real
 gateways are used by the Molecule scenarios.  Served, all behind basic auth (401 otherwise):
-GET/POST/PUT/DELETE /system/functions and GET /system/function/<name>, with the provider's status
-codes and plain-text error bodies; anything else answers 404 "404 page not found" as the
-gateway's router does.
+GET/POST/PUT/DELETE /system/functions, GET /system/function/<name> and
+POST /system/scale-function/<name>, with the provider's status codes and plain-text error bodies;
+anything else answers 404 "404 page not found" as the gateway's router does.
 """
 
 import base64
@@ -16,13 +17,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def function_status(body, available=1):
-    """What faas-swarm lists for a function deployed with the request ``body``."""
+def function_status(body, available=1, replicas=1, invocations=0):
+    """What faas-swarm lists for a function deployed with the request ``body``.
+
+    ``invocations`` stands for the count the gateway mixes in from Prometheus (gateway/metrics/add_metrics.go:53-105
+    at openfaas/faas 11ff356c); faas-swarm itself reports 0 (handlers/reader.go:62).
+    """
     return {
         "name": body["service"],
         "image": body["image"],
-        "invocationCount": 0,
-        "replicas": 1,
+        "invocationCount": invocations,
+        "replicas": replicas,
         "availableReplicas": available,
         "envProcess": body.get("envProcess", ""),
         "labels": {"function": "true", "com.openfaas.function": body["service"], **body["labels"]},
@@ -41,6 +46,8 @@ class FakeGateway:
         self.functions = {}  # service name -> the deploy request body as stored
         self.requests = []  # (method, path, JSON body or None), also the refused ones
         self.unavailable = set()
+        self.replicas = {}  # service name -> desired replicas, when scaled (else 1)
+        self.invocations = {}  # service name -> invocationCount to list (else 0)
         self.image_ok = image_ok
         self.lock = threading.Lock()
         gw = self
@@ -76,7 +83,13 @@ class FakeGateway:
     def status(self, name):
         body = self.functions[name]
         ok = name not in self.unavailable and self.image_ok(body["image"])
-        return function_status(body, available=1 if ok else 0)
+        replicas = self.replicas.get(name, 1)
+        return function_status(
+            body,
+            available=1 if ok and replicas > 0 else 0,
+            replicas=replicas,
+            invocations=self.invocations.get(name, 0),
+        )
 
     def dispatch(self, method, path, body):
         """(status, answer) for an authorized request: bytes answer as text/plain, else as JSON."""
@@ -100,6 +113,15 @@ class FakeGateway:
                 if self.functions.pop(body["functionName"], None) is None:
                     return 404, b""
                 return 202, b""
+        if path.startswith("/system/scale-function/") and method == "POST":
+            # faas-swarm handlers/replicas_updater.go:33-61: bad JSON 400, engine error 500 with its text, else 202
+            name = path.rsplit("/", 1)[1]
+            if not isinstance(body, dict) or not isinstance(body.get("replicas"), int) or body["replicas"] < 0:
+                return 400, b"Cannot parse request. Please pass valid JSON."
+            if name not in self.functions:
+                return 500, b"Error: No such service: " + name.encode()
+            self.replicas[name] = body["replicas"]
+            return 202, b""
         if path.startswith("/system/function/") and method == "GET":
             name = path.rsplit("/", 1)[1]
             if name not in self.functions:

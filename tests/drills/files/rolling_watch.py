@@ -37,7 +37,7 @@ def png():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--node", action="append", required=True)
+    ap.add_argument("--node", action="append", default=[], help="nginx addresses to load; none: watch only")
     ap.add_argument("--manager", action="append", required=True)
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--out", required=True)
@@ -108,7 +108,7 @@ def main():
                     leader_seen.setdefault(tick, False)
             time.sleep(max(0.0, args.poll - (time.monotonic() - start)))
 
-    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(args.workers)]
+    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(args.workers if args.node else 0)]
     threads += [threading.Thread(target=watch, args=(m,), daemon=True) for m in args.manager]
     for thread in threads:
         thread.start()
@@ -131,6 +131,8 @@ def main():
         "rps": round(state["sent"] / elapsed, 1) if elapsed else 0,
         "poll_interval": args.poll,
         "ticks": len(ticks),
+        # Ticks in which no poll finished (neither leader nor no-leader seen): reported, never counted as led.
+        "ticks_unobserved": (ticks[-1] - ticks[0] + 1 - len(ticks)) if ticks else 0,
         "seconds_without_leader": round(len(without) * args.poll, 1),
         "longest_without_leader": round(longest * args.poll, 1),
         "polls": polls,

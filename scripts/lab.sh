@@ -42,7 +42,7 @@ phase_start "admin API from this machine, as faas-cli calls it (the node's certi
 cert="$ROOT/.cache/lab/gateway-$PREFIX-1.crt"
 creds="$ROOT/.cache/lab/openfaas-credentials.yml"
 docker exec "$PREFIX-1" cat /etc/nginx/tls/gateway.crt >"$cert"
-code=$(sed -n 's/^username: *//p; s/^password: *//p' "$creds" | paste -sd: | sed 's/.*/user = "&"/' |
+code=$(printf 'user = "%s:%s"\n' "$(sed -n 's/^username: *//p' "$creds")" "$(sed -n 's/^password: *//p' "$creds")" |
   curl -sS -K - --cacert "$cert" -o /dev/null -w '%{http_code}' "https://$ip/system/functions" || true)
 [ "$code" = 200 ] ||
   { echo "GET https://$ip/system/functions from this machine answered HTTP $code (want 200)" >&2; exit 1; }

@@ -26,7 +26,7 @@ import zlib
 def png():
     """A small real PNG (64x40, made with zlib, no Pillow) to keep the load cheap."""
     width, height = 64, 40
-    raw = b"".join(b"\x00" + bytes((x * 4) % 256 for x in range(width * 3)) for _ in range(height))
+    raw = b"".join(b"\x00" + bytes((x * 4) % 256 for x in range(width * 3)) for _row in range(height))
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

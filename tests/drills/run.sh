@@ -4,7 +4,8 @@
 # a table drill -> result -> measured time. Leaves the lab converged (with the worker). Exits non-zero when a
 # drill failed.
 #   tests/drills/run.sh                     every drill
-#   DRILLS=kill_task,security tests/drills/run.sh   some of them (manager_down, provider_down, kill_task, worker_restart,
+#   DRILLS=kill_task,security tests/drills/run.sh   some of them (manager_down, provider_down, kill_task,
+#                                           worker_restart, rolling_restart,
 #                                           quorum_lost, converge, security)
 #   tests/drills/run.sh -e kill_bound=3     further arguments go to ansible-playbook (bounds, see drills.yml)
 set -euo pipefail

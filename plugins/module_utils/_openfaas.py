@@ -18,7 +18,8 @@ from __future__ import annotations
 from ansible.module_utils.urls import open_url as ansible_open_url
 
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import (
-    GatewayClient,
+    GATEWAY_ARGS,
+    client_from_params,
     wait_available,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_plan import (
@@ -33,14 +34,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_spec import
     desired_request,
     view_current,
     view_desired,
-)
-
-GATEWAY_ARGS = dict(
-    gateway_url=dict(type="str", default="http://127.0.0.1:8080"),
-    username=dict(type="str", default="admin"),
-    password=dict(type="str", required=True, no_log=True),
-    validate_certs=dict(type="bool", default=True),
-    timeout=dict(type="int", default=30),
 )
 
 ARGUMENT_SPEC = dict(
@@ -70,10 +63,6 @@ ARGUMENT_SPEC = dict(
 # Answers of POST /system/functions when the service exists: faas-swarm 0.9.0 turns Swarm's name
 # conflict into 400 "Deployment error: ..." (handlers/deploy.go:86-93); other providers say 409.
 _EXISTS_STATUSES = (400, 409)
-
-
-def client_from_params(p, open_url):
-    return GatewayClient(p["gateway_url"], p["username"], p["password"], open_url, p["timeout"], p["validate_certs"])
 
 
 def _create(client, desired, result):

@@ -21,6 +21,15 @@ import time
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_plan import same_image
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_spec import OpenFaaSError
 
+# Connection options of every module that talks to the gateway (doc fragment onmetal.faas.openfaas_gateway).
+GATEWAY_ARGS = dict(
+    gateway_url=dict(type="str", default="http://127.0.0.1:8080"),
+    username=dict(type="str", default="admin"),
+    password=dict(type="str", required=True, no_log=True),
+    validate_certs=dict(type="bool", default=True),
+    timeout=dict(type="int", default=30),
+)
+
 
 class GatewayClient:
     """Minimal OpenFaaS gateway client.  ``open_url`` is Ansible's (or a fake with its signature)."""
@@ -152,6 +161,10 @@ class GatewayClient:
 
     def delete_secret(self, name):
         return self.request("DELETE", "/system/secrets", {"name": name}, what=f"removing secret '{name}'")
+
+
+def client_from_params(p, open_url):
+    return GatewayClient(p["gateway_url"], p["username"], p["password"], open_url, p["timeout"], p["validate_certs"])
 
 
 def _read(resp):

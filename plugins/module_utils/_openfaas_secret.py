@@ -29,7 +29,7 @@ import re
 
 from ansible.module_utils.urls import open_url as ansible_open_url
 
-from ansible_collections.onmetal.faas.plugins.module_utils._openfaas import GATEWAY_ARGS, client_from_params
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import GATEWAY_ARGS, client_from_params
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_spec import OpenFaaSError
 
 ARGUMENT_SPEC = dict(

@@ -42,9 +42,17 @@ def needs_dnsrr(service):
 
 
 def dnsrr_spec(spec):
-    """A copy of ``spec`` with the dnsrr endpoint mode (nothing else changes, so no task restarts)."""
+    """A copy of ``spec`` with the dnsrr endpoint mode, and updates that start a new task before stopping the old.
+
+    Swarm replaces the function's first task once more after an endpoint change (seen on Engine 20.10: at the next
+    scale, slot 1 is replaced). faas-swarm creates functions with the engine's default stop-first order, so that
+    replacement left the function with no task for a moment: Docker's DNS then answered the name with no address
+    and the gateway's calls failed with 502. start-first (what faas-swarm's own update sets, handlers/update.go:88)
+    keeps the old task serving until the new one runs.
+    """
     new = dict(spec)
     new["EndpointSpec"] = {"Mode": "dnsrr"}
+    new["UpdateConfig"] = dict(spec.get("UpdateConfig") or {}, Order="start-first")
     return new
 
 

@@ -109,8 +109,14 @@ class FakeGateway:
     def _healthy(self, name):
         return name not in self.unavailable and self.image_ok(self.functions[name]["image"])
 
+    def _settle(self, name):
+        """A function a test put straight into ``functions`` runs its minimum, every task up to date."""
+        self.replicas.setdefault(name, _min_replicas(self.functions[name]["labels"]))
+        self.ready.setdefault(name, self.replicas[name])
+
     def status(self, name, roll=False):
         """The function's status; ``roll`` brings one more up-to-date task up (a read of /system/function)."""
+        self._settle(name)
         if roll and self._healthy(name) and self.ready[name] < self.replicas[name]:
             self.ready[name] += 1
         available = self.ready[name] if self._healthy(name) else 0
@@ -133,6 +139,7 @@ class FakeGateway:
             name = path.rsplit("/", 1)[1]
             if name not in self.functions:
                 return 500, b"Error: No such service: " + name.encode()
+            self._settle(name)
             self.replicas[name] = int(body["replicas"])
             self.ready[name] = min(self.ready[name], self.replicas[name])
             return 202, b""

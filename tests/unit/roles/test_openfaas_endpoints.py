@@ -72,11 +72,19 @@ def test_sweep_switches_functions_and_leaves_the_rest(endpoints, engine):
     assert engine.writes() == [("POST", "/services/f1/update")]
     after = engine.services[0]["Spec"]
     assert after["EndpointSpec"] == {"Mode": "dnsrr"}
-    assert {k: v for k, v in after.items() if k != "EndpointSpec"} == before
+    assert after["UpdateConfig"] == {"Order": "start-first"}
+    assert {k: v for k, v in after.items() if k not in ("EndpointSpec", "UpdateConfig")} == before
     assert lines == ["function service resize is in vip mode: switched to dnsrr"]
     # A second sweep finds nothing to do.
     assert endpoints.sweep(endpoints.Engine(engine.socket_path), lines.append) == 0
     assert len(engine.writes()) == 1
+
+
+def test_dnsrr_spec_keeps_the_update_settings_and_starts_first(endpoints):
+    spec = faas_swarm_spec("resize", UpdateConfig={"Parallelism": 1, "FailureAction": "pause", "Order": "stop-first"})
+    new = endpoints.dnsrr_spec(spec)
+    assert new["UpdateConfig"] == {"Parallelism": 1, "FailureAction": "pause", "Order": "start-first"}
+    assert spec["UpdateConfig"]["Order"] == "stop-first"  # the input is not changed
 
 
 def test_convert_reads_again_after_a_concurrent_update(endpoints, engine):

@@ -7,6 +7,7 @@
 # makes it wait before answering: a slow job for the async-queue drills.
 """Upper-casing echo function used as the OpenFaaS test workload."""
 
+import contextlib
 import signal
 import socket
 import sys
@@ -25,10 +26,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         data = b"OK" if self.path == "/_/health" else body.upper()
-        try:
+        with contextlib.suppress(ValueError):
             time.sleep(min(30.0, max(0.0, float(parse_qs(urlsplit(self.path).query).get("sleep", ["0"])[0]))))
-        except ValueError:
-            pass
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

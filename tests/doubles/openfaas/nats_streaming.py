@@ -21,8 +21,9 @@
 # File store: every publish, ack and client registration is written and fsync'ed before the answer (DoSync true by
 #   default, filestore.go:216); a restarted server recovers its clients (clients.dat, filestore.go:58,1351), the
 #   channels with their messages and the queue group's unacknowledged messages, which it redelivers after start-up
-#   once their ack wait from publication has passed (nss/server/server.go:2575-2592,3609-3620; the double: at once). The double's files are its OWN format (one JSON journal,
-#   <dir>/onmetal-double-journal.jsonl, compacted at start and when it grows), not upstream's msgs.N.dat/.idx.
+#   once their ack wait from publication has passed (nss/server/server.go:2575-2592,3609-3620; the double: at
+#   once). The double's files are its OWN format (one JSON journal, <dir>/onmetal-double-journal.jsonl, compacted
+#   at start and when it grows), not upstream's msgs.N.dat/.idx.
 #   A write that fails (e.g. ENOSPC) fails the publish with the error text, 500 (server.go:4294-4297).
 # Memory store: a restart forgets everything, clients included.
 # HTTP protocol, used only by the gateway and queue-worker doubles next to it:

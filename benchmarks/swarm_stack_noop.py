@@ -150,9 +150,11 @@ def compose(services, image):
 
 
 def playbook(task, python):
-    return [
-        {"hosts": "localhost", "gather_facts": False, "vars": {"ansible_python_interpreter": python}, "tasks": [task]}
-    ]
+    """python None: the interpreter comes from configuration (ansible.cfg or ANSIBLE_PYTHON_INTERPRETER)."""
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [task]}
+    if python:
+        play["vars"] = {"ansible_python_interpreter": python}
+    return [play]
 
 
 def run_playbook(workdir, name, task, env, python):
@@ -196,6 +198,13 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="interpreter for the modules")
     parser.add_argument("--pythonpath", default="", help="extra PYTHONPATH for the modules (e.g. with jsondiff)")
     parser.add_argument("--keep", action="store_true", help="leave the two benchmark stacks deployed")
+    parser.add_argument(
+        "--interpreter-from",
+        choices=("config", "env", "vars"),
+        default="config",
+        help="where --python is set: interpreter_python in an ansible.cfg (default), ANSIBLE_PYTHON_INTERPRETER, "
+        "or the play var ansible_python_interpreter",
+    )
     args = parser.parse_args()
 
     if not args.docker_host.startswith("unix://"):
@@ -214,6 +223,16 @@ def main():
         ANSIBLE_LOCALHOST_WARNING="false",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
     )
+    play_python = None
+    if args.interpreter_from == "config":
+        env["ANSIBLE_CONFIG"] = os.path.join(workdir, "ansible.cfg")
+        with open(env["ANSIBLE_CONFIG"], "w") as handle:
+            handle.write(f"[defaults]\ninterpreter_python = {args.python}\n")
+        env.pop("ANSIBLE_PYTHON_INTERPRETER", None)
+    elif args.interpreter_from == "env":
+        env["ANSIBLE_PYTHON_INTERPRETER"] = args.python
+    else:
+        play_python = args.python
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
 
@@ -253,16 +272,16 @@ def main():
     first_changed = {}
     try:
         for label in (LABEL_OURS, LABEL_THEIRS):
-            first, _s, _w = run_playbook(workdir, "deploy", tasks[label], env, args.python)
+            first, _s, _w = run_playbook(workdir, "deploy", tasks[label], env, play_python)
             first_changed[label] = bool(first.get("changed"))
             # a second run lets the first deployment settle, so the no-op runs measure a converged stack
-            run_playbook(workdir, "settle", tasks[label], env, args.python)
+            run_playbook(workdir, "settle", tasks[label], env, play_python)
             proxy.take()
             process_seconds(process_log)
         # Side by side: each round runs the three tasks one after the other, so load changes hit all three.
         for _run in range(args.runs):
             for label, task in tasks.items():
-                result, seconds, wall = run_playbook(workdir, "noop", task, env, args.python)
+                result, seconds, wall = run_playbook(workdir, "noop", task, env, play_python)
                 reqs = proxy.take()
                 sample = samples[label]
                 sample["task"].append(seconds)
@@ -303,7 +322,10 @@ def main():
     a, b = results[LABEL_OURS], results[LABEL_THEIRS]
     print(json.dumps(results, indent=2, sort_keys=True))
     print()
-    print(f"no-op run of a {args.services}-service stack, {args.runs} rounds side by side, medians; load {_load()}")
+    print(
+        f"no-op run of a {args.services}-service stack, {args.runs} rounds side by side, medians; "
+        f"interpreter from {args.interpreter_from}; load {_load()}"
+    )
     print(f"{'task':34} {'task s':>7} {'- floor':>8} {'process s':>10} {'API calls':>10} {'changed':>8}")
     for label, r in results.items():
         print(

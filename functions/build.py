@@ -56,7 +56,9 @@ def check_function(function_dir, name=None):
     if not os.path.isdir(function_dir):
         raise BuildError(f"function '{name}': handler directory {function_dir} does not exist")
     if not os.path.isfile(os.path.join(function_dir, "handler.py")):
-        raise BuildError(f"function '{name}': {function_dir} has no handler.py (it must define handle(req))")
+        raise BuildError(
+            f"function '{name}': {function_dir} has no handler.py (it must define handle(req) or handle(event, ctx))"
+        )
 
 
 def content_hash(function_dir, base_image, template_dir=DEFAULT_TEMPLATE, packages=()):

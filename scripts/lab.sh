@@ -38,10 +38,23 @@ python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["stat
   { echo "the resize function did not return a 128-pixel thumbnail through nginx" >&2; exit 1; }
 phase_end
 
+phase_start "admin API from this machine, as faas-cli calls it (the node's certificate verified, no --insecure)"
+cert="$ROOT/.cache/lab/gateway-$PREFIX-1.crt"
+creds="$ROOT/.cache/lab/openfaas-credentials.yml"
+docker exec "$PREFIX-1" cat /etc/nginx/tls/gateway.crt >"$cert"
+code=$(printf 'user = "%s:%s"\n' "$(sed -n 's/^username: *//p' "$creds")" "$(sed -n 's/^password: *//p' "$creds")" |
+  curl -sS -K - --cacert "$cert" -o /dev/null -w '%{http_code}' "https://$ip/system/functions" || true)
+[ "$code" = 200 ] ||
+  { echo "GET https://$ip/system/functions from this machine answered HTTP $code (want 200)" >&2; exit 1; }
+echo "GET https://$ip/system/functions with the credentials and --cacert $cert: 200"
+phase_end
+
 log "summary"
-echo "Gateway (through nginx, self-signed TLS): https://$ip/  (also on the other nodes' addresses)"
-echo "Admin API (/system/*, /ui/) from the nodes only: docker exec $PREFIX-1 curl -s -u admin:PASSWORD http://127.0.0.1:8080/system/functions"
-echo "Credentials file: $ROOT/.cache/lab/openfaas-credentials.yml (mode 0600)"
+echo "Gateway (through nginx): https://$ip/  (also on the other nodes' addresses); certificate of $PREFIX-1: $cert"
+echo "faas-cli from this machine (admin calls are allowed from the lab network, the certificate names $ip):"
+echo "  export OPENFAAS_URL=https://$ip SSL_CERT_FILE=$cert"
+echo "  sed -n 's/^password: *//p' $creds | faas-cli login -u admin --password-stdin && faas-cli list"
+echo "Credentials file: $creds (mode 0600)"
 echo "Functions: resize -> https://$ip/function/resize (POST an image, get a 128-pixel JPEG back)"
 docker exec "$PREFIX-1" docker node ls
 echo "Nodes: $(tests/rig/nodes.sh ls "$PREFIX" | cut -f1 | tr '\n' ' ')"

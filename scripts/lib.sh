@@ -6,11 +6,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ONMETAL_VENV:-$ROOT/.venv}"
 export ROOT VENV
 
-# Debian packages the controller needs: the engine (docker.io from Debian), iptables for it,
-# debootstrap for the rig's images, udev for udevadm rule checks, busybox-static for tiny test images,
-# ShellCheck, which ansible-test sanity runs on these scripts, and QEMU for the KVM scenario's VM.
-HOST_PACKAGES=(docker.io iptables debootstrap udev busybox-static ca-certificates make tar shellcheck
-  qemu-system-x86 qemu-utils)
+# Debian packages the controller needs for both set-up commands: debootstrap for the rig's images, udev for
+# udevadm rule checks, busybox-static for tiny test images, ShellCheck (ansible-test sanity runs it on these scripts).
+BASE_PACKAGES=(debootstrap udev busybox-static ca-certificates make tar shellcheck)
+# Debian's engine, installed only when no engine answers and none is installed: docker.io conflicts with Docker's
+# docker-ce/containerd.io, so installing it next to them would remove the operator's engine.
+ENGINE_PACKAGES=(docker.io iptables)
+# Packages that already provide an engine (docker-ce from Docker's repository, moby-engine, Debian's docker.io).
+ENGINE_PROVIDERS=(docker-ce moby-engine docker.io)
+# QEMU for the KVM scenario's VM: only `make test` (scripts/test.sh) runs it, not the lab.
+VM_PACKAGES=(qemu-system-x86 qemu-utils)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -28,11 +33,48 @@ need_root() {
   fi
 }
 
-ensure_host_packages() {
-  local missing=()
-  for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# How this machine gets its engine: "running" (an engine answers: use it), "installed <what>" (installed but not
+# running: ensure_engine starts it) or "none" (install Debian's docker.io).
+engine_state() {
+  local p
+  if docker info >/dev/null 2>&1; then
+    echo running
+    return 0
+  fi
+  for p in "${ENGINE_PROVIDERS[@]}"; do
+    if pkg_installed "$p"; then
+      echo "installed $p"
+      return 0
+    fi
   done
+  if command -v dockerd >/dev/null 2>&1; then
+    echo "installed $(command -v dockerd)"
+    return 0
+  fi
+  echo none
+}
+
+# The packages to install, one a line: the base set, the engine only when engine_state is "none", QEMU only with
+# the argument "vm" (the KVM scenario). Packages already installed are left out.
+host_packages() {
+  local want=("${BASE_PACKAGES[@]}") p
+  [ "${1:-}" = vm ] && want+=("${VM_PACKAGES[@]}")
+  [ "$(engine_state)" = none ] && want+=("${ENGINE_PACKAGES[@]}")
+  for p in "${want[@]}"; do
+    pkg_installed "$p" || echo "$p"
+  done
+}
+
+ensure_host_packages() {
+  local missing=() state
+  state=$(engine_state)
+  case "$state" in
+    running) log "a Docker engine answers: using it (no engine packages installed)" ;;
+    installed*) log "engine ${state#installed } is installed but not running: starting it, not installing docker.io" ;;
+  esac
+  mapfile -t missing < <(host_packages "${1:-}")
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
@@ -101,9 +143,10 @@ activate() {
     ln -s "$ROOT" "$ROOT/.cache/collections/ansible_collections/onmetal/faas"
 }
 
+# bootstrap [vm]: "vm" adds QEMU for the KVM scenario (scripts/test.sh); the lab does without it.
 bootstrap() {
   need_root
-  ensure_host_packages
+  ensure_host_packages "${1:-}"
   ensure_venv
   ensure_engine
   activate

@@ -13,6 +13,8 @@ import json
 import shlex
 
 from ansible.errors import AnsibleActionFail
+from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError
+from ansible.executor.module_common import _get_shebang
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -23,7 +25,8 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import (
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import probe_result, remote_script
 
-_AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+# The interpreter named in the module's shebang (plugins/modules/swarm_stack.py), which Ansible replaces.
+MODULE_SHEBANG_INTERPRETER = "/usr/bin/python"
 display = Display()
 
 
@@ -41,16 +44,33 @@ class ActionModule(ActionBase):
         return result
 
     def _interpreter(self, task_vars):
-        """The managed node's python, as the module would use it; None when only discovery would tell."""
-        host_vars = task_vars
+        """The managed node's python exactly as Ansible would pick it for the module; None when only
+        interpreter discovery (which runs with the module) can tell.
+
+        ansible-core's own resolution is reused (``ActionBase._configure_module`` -> ``modify_module`` ->
+        ``module_common._get_shebang``): the delegated host's vars when delegating; the connection's
+        ``ansible_playbook_python`` when the remote is local; else the config setting INTERPRETER_PYTHON,
+        which is the host var ``ansible_python_interpreter``, then ``ANSIBLE_PYTHON_INTERPRETER``, then
+        ``interpreter_python`` in ansible.cfg, templated; an empty or ``auto*`` value means the fact
+        ``discovered_interpreter_python``, and without that fact discovery is required (-> None).
+        """
+        use_vars = task_vars
         if self._task.delegate_to:
-            host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to) or {}
-        value = host_vars.get("ansible_python_interpreter")
-        if value is not None:
-            value = self._templar.template(value)
-        if not value or value in _AUTO:
-            value = (host_vars.get("ansible_facts") or {}).get("discovered_interpreter_python")
-        return value if isinstance(value, str) and value.startswith("/") else None
+            use_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to) or {}
+        try:
+            shebang, interpreter = _get_shebang(
+                MODULE_SHEBANG_INTERPRETER,
+                use_vars,
+                self._templar,
+                remote_is_local=bool(getattr(self._connection, "_remote_is_local", False)),
+            )
+        except InterpreterDiscoveryRequiredError:
+            return None
+        if not (isinstance(interpreter, str) and interpreter.strip()):
+            return None
+        # as the shell plugin's build_module_command runs a module: the shebang's command line, unquoted, so
+        # "/usr/bin/env python3" works as it does for the module
+        return shebang[2:].strip()
 
     def _probe(self, task_vars):
         """(the module's result from the probe, None) or (None, why the module must run)."""
@@ -84,7 +104,7 @@ class ActionModule(ActionBase):
             [
                 # the task's environment (DOCKER_HOST, TLS settings, proxies), as the module would get it
                 self._compute_environment_string(),
-                shlex.quote(interpreter),
+                interpreter,
                 "-c",
                 shlex.quote(remote_script()),
                 shlex.quote(json.dumps(probe_args)),

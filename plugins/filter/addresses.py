@@ -1,7 +1,8 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters that check address lists before they reach a configuration file (docs in address_problems.yml)."""
+"""Filters that check addresses before they reach a configuration file (docs in address_problems.yml and
+address_scope.yml)."""
 
 from __future__ import annotations
 
@@ -226,8 +227,34 @@ def address_problems(values, name="value", kind="network"):
     return problems
 
 
+# Ranges that the internet does not route to a host: the swarm role lets its control and data traffic use them
+# without an opt-in. Anything else (including documentation ranges such as 192.0.2.0/24) counts as public.
+_PRIVATE_RANGES = (
+    ("loopback", ipaddress.ip_network("127.0.0.0/8")),
+    ("RFC 1918", ipaddress.ip_network("10.0.0.0/8")),
+    ("RFC 1918", ipaddress.ip_network("172.16.0.0/12")),
+    ("RFC 1918", ipaddress.ip_network("192.168.0.0/16")),
+    ("CGNAT, RFC 6598", ipaddress.ip_network("100.64.0.0/10")),
+    ("loopback", ipaddress.ip_network("::1/128")),
+    ("ULA, RFC 4193", ipaddress.ip_network("fc00::/7")),
+)
+
+
+def address_scope(value):
+    """``public`` or the private range ``value`` is in (``RFC 1918``, ``ULA, RFC 4193``, ``CGNAT, RFC 6598``,
+    ``loopback``)."""
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError as exc:
+        raise AnsibleFilterError(f"address_scope: {value!r} is not an IPv4 or IPv6 address") from exc
+    for scope, network in _PRIVATE_RANGES:
+        if address.version == network.version and address in network:
+            return scope
+    return "public"
+
+
 class FilterModule:
     """Address filters."""
 
     def filters(self):
-        return {"address_problems": address_problems}
+        return {"address_problems": address_problems, "address_scope": address_scope}

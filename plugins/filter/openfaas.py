@@ -1,13 +1,14 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters for the OpenFaaS layer: the timeout chain."""
+"""Filters for the OpenFaaS layer: the timeout chain, faas-cli stack files."""
 
 from __future__ import annotations
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.onmetal.faas.plugins.module_utils import _timeouts
+from ansible_collections.onmetal.faas.plugins.module_utils import _openfaas_stack, _timeouts
 
 
 def timeout_chain(timeout, max_inflight=1, margin=5, overrides=None):
@@ -22,8 +23,31 @@ def timeout_chain(timeout, max_inflight=1, margin=5, overrides=None):
     return result
 
 
+def _read_text(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def openfaas_stack_functions(paths, langs=_openfaas_stack.DEFAULT_LANGS):
+    """The ``openfaas_functions`` entries of faas-cli stack files on the controller, in order."""
+    if isinstance(paths, str):
+        paths = [paths]
+    entries = []
+    for path in paths or []:
+        path = str(path)
+        try:
+            text = _read_text(path)
+        except OSError as exc:
+            raise AnsibleFilterError(f"stack file {path} cannot be read: {exc.strerror}") from None
+        try:
+            entries.extend(_openfaas_stack.stack_functions(text, path, _read_text, yaml.safe_load, langs=langs))
+        except _openfaas_stack.StackError as exc:
+            raise AnsibleFilterError(f"stack file {exc}") from None
+    return entries
+
+
 class FilterModule:
     """OpenFaaS filters."""
 
     def filters(self):
-        return {"timeout_chain": timeout_chain}
+        return {"timeout_chain": timeout_chain, "openfaas_stack_functions": openfaas_stack_functions}

@@ -16,6 +16,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     ComposeError,
     merge_compose,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
     StackError,
     apply_plan,
@@ -32,9 +33,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import 
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     build_desired,
-    changed_paths,
     check_digests,
-    clean_spec,
     compute_plan,
     finalize,
     images_to_resolve,
@@ -42,6 +41,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     plan_changes,
     plan_errors,
     service_diff,
+    update_changes,
 )
 
 
@@ -166,7 +166,7 @@ def _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply=No
         result["diff"] = {
             "before": {
                 "services": {
-                    n: clean_spec(s.get("Spec"), current["network_names"]) for n, s in current["services"].items()
+                    n: normalise(s.get("Spec"), current["network_names"]) for n, s in current["services"].items()
                 }
             },
             "after": {"services": {}},
@@ -254,11 +254,7 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
     if errors:
         raise StackError("; ".join(errors), plan=plan)
     by_full = {spec["Name"]: (short, spec) for short, spec in desired["services"].items()}
-    plan["services"]["changes"] = {
-        name: changed_paths(clean_spec(current["services"][name]["Spec"], current["network_names"]), clean_spec(spec))
-        for name, (_short, spec) in sorted(by_full.items())
-        if name in plan["services"]["update"]
-    }
+    plan["services"]["changes"] = update_changes(desired, current, plan)
     result["plan"] = plan
     result["changed"] = plan_changes(plan)
     if want_diff:

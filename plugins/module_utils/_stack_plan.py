@@ -25,6 +25,11 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     uses_default_network,
     validate,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import (
+    live_for_compare,
+    normalise,
+    spec_drift,
+)
 
 
 def content_hash(data):
@@ -137,71 +142,6 @@ def finalize(desired):
 # Current state helpers
 
 
-_UPDATE_DEFAULTS = (
-    ("Parallelism", 1),
-    ("Delay", 0),
-    ("FailureAction", "pause"),
-    ("Monitor", 5 * 10**9),
-    ("MaxFailureRatio", 0),
-    ("Order", "stop-first"),
-)
-# Values the engine fills in when a spec leaves them out; dropped on both sides of a diff.
-_ENGINE_DEFAULTS = (
-    (
-        (("TaskTemplate", "ForceUpdate"), 0),
-        (("TaskTemplate", "Runtime"), "container"),
-        (("TaskTemplate", "ContainerSpec", "Isolation"), "default"),
-        (("TaskTemplate", "ContainerSpec", "StopGracePeriod"), 10 * 10**9),
-        (("TaskTemplate", "RestartPolicy", "Condition"), "any"),
-        (("TaskTemplate", "RestartPolicy", "Delay"), 5 * 10**9),
-        (("TaskTemplate", "RestartPolicy", "MaxAttempts"), 0),
-        (("EndpointSpec", "Mode"), "vip"),
-    )
-    + tuple((("UpdateConfig", key), value) for key, value in _UPDATE_DEFAULTS)
-    + tuple((("RollbackConfig", key), value) for key, value in _UPDATE_DEFAULTS)
-)
-
-
-def _drop_empty(obj):
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            value = _drop_empty(value)
-            if value in ({}, [], None):
-                continue
-            out[key] = value
-        return out
-    if isinstance(obj, list):
-        return [_drop_empty(v) for v in obj]
-    return obj
-
-
-def clean_spec(spec, network_names=None):
-    """A spec as the engine returns it -> the shape we write (for diffs): engine defaults,
-    object IDs and our own hash label removed, network IDs mapped to names."""
-    spec = copy.deepcopy(spec or {})
-    for path, default in _ENGINE_DEFAULTS:
-        parent = spec
-        for key in path[:-1]:
-            parent = parent.get(key) or {}
-        if parent.get(path[-1]) == default:
-            parent.pop(path[-1], None)
-    (spec.get("Labels") or {}).pop(HASH_LABEL, None)
-    task = spec.get("TaskTemplate") or {}
-    (task.get("Placement") or {}).pop("Platforms", None)
-    container = task.get("ContainerSpec") or {}
-    for ref in container.get("Secrets") or []:
-        ref.pop("SecretID", None)
-    for ref in container.get("Configs") or []:
-        ref.pop("ConfigID", None)
-    for att in task.get("Networks") or []:
-        if network_names and att.get("Target") in network_names:
-            att["Target"] = network_names[att["Target"]]
-    if task.get("Networks"):
-        task["Networks"] = sorted(task["Networks"], key=lambda a: a.get("Target", ""))
-    return _drop_empty(spec)
-
-
 def _created_key(obj):
     return obj.get("CreatedAt") or ""
 
@@ -223,7 +163,7 @@ def compute_plan(stack, desired, current, prune, keep_old_versions):
     references and ``conflicts`` that make the deployment impossible.
     """
     plan = {
-        "services": {"create": [], "update": [], "remove": [], "unchanged": [], "orphaned": []},
+        "services": {"create": [], "update": [], "remove": [], "unchanged": [], "orphaned": [], "drift": {}},
         "networks": {"create": [], "remove": [], "missing": [], "conflicts": []},
         "secrets": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
         "configs": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
@@ -236,8 +176,15 @@ def compute_plan(stack, desired, current, prune, keep_old_versions):
         have = current["services"].get(name)
         if have is None:
             plan["services"]["create"].append(name)
-        elif (have.get("Spec", {}).get("Labels") or {}).get(HASH_LABEL) != spec["Labels"][HASH_LABEL]:
+            continue
+        if (have.get("Spec", {}).get("Labels") or {}).get(HASH_LABEL) != spec["Labels"][HASH_LABEL]:
+            plan["services"]["update"].append(name)  # the definition changed since the last apply
+            continue
+        # same definition as last applied: unchanged only if nobody changed the running spec since
+        drift = spec_drift(spec, have.get("Spec"), current.get("network_names"))
+        if drift:
             plan["services"]["update"].append(name)
+            plan["services"]["drift"][name] = drift
         else:
             plan["services"]["unchanged"].append(name)
     for name in sorted(current["services"]):
@@ -334,28 +281,27 @@ def plan_errors(plan, desired):
 
 
 def service_diff(desired, current, plan, network_names):
-    """Before/after per service for Ansible's diff mode (only services that change)."""
+    """Before/after per service for Ansible's diff mode (only services that change): the declarable fields,
+    normalised as the drift check compares them (``_stack_drift.normalise``), so the diff shows what the run
+    changes and nothing the engine filled in."""
     before = {}
     after = {}
     by_name = {spec["Name"]: spec for spec in desired["services"].values()}
     for name in plan["services"]["create"] + plan["services"]["update"]:
         if name in current["services"]:
-            before[name] = clean_spec(current["services"][name].get("Spec"), network_names)
-        after[name] = clean_spec(by_name[name])
+            before[name] = live_for_compare(by_name[name], current["services"][name].get("Spec"), network_names)
+        after[name] = normalise(by_name[name])
     for name in plan["services"]["remove"]:
-        before[name] = clean_spec(current["services"][name].get("Spec"), network_names)
+        before[name] = normalise(current["services"][name].get("Spec"), network_names)
     return {"before": {"services": before}, "after": {"services": after}}
 
 
-def changed_paths(before, after, prefix=""):
-    """Dotted paths that differ between two plain structures (for a compact plan summary)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        paths = []
-        for key in sorted(set(before) | set(after), key=str):
-            sub = f"{prefix}.{key}" if prefix else str(key)
-            if key not in before or key not in after:
-                paths.append(sub)
-            else:
-                paths.extend(changed_paths(before[key], after[key], sub))
-        return paths
-    return [] if before == after else [prefix or "."]
+def update_changes(desired, current, plan):
+    """{service: dotted paths that the update changes} for the plan summary; a service whose definition hash
+    changed while its declarable fields did not (a new collection version) lists the hash label."""
+    by_name = {spec["Name"]: spec for spec in desired["services"].values()}
+    out = {}
+    for name in plan["services"]["update"]:
+        live = current["services"][name].get("Spec")
+        out[name] = spec_drift(by_name[name], live, current["network_names"]) or [f"Labels.{HASH_LABEL}"]
+    return out

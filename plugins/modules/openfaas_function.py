@@ -17,13 +17,24 @@ description:
     annotations of a function, not its environment, secrets, limits or constraints. The module therefore
     stores a hash of the complete desired request in the label C(io.onmetal.faas.spec-hash) and updates the
     function when that hash, the image, C(envProcess), a desired label or a desired annotation differs.
-  - O(scale_min) and O(scale_max) are rendered as the labels C(com.openfaas.scale.min) and
-    C(com.openfaas.scale.max).
-  - With O(wait=true) the module polls C(GET /system/function/<name>) until at least one replica is
-    available, and fails after O(wait_timeout) with a message that names the image (a missing image
-    shows up this way, since the gateway accepts any image name).
+  - O(scale_min), O(scale_max), O(scale_factor), O(scale_zero) and O(scale_zero_duration) are rendered as the
+    labels C(com.openfaas.scale.min), C(.max), C(.factor), C(.zero) and C(.zero-duration); the same labels given
+    in O(labels) are checked the same way (whole numbers, min <= max with the gateway's default max 20,
+    factor 0..100, zero V(true)/V(false), a Go duration), because the gateway and faas-swarm silently ignore
+    or misread bad values.
+  - CPU amounts are sent as the integer nano-CPUs faas-swarm 0.9.0 parses (V(0.5) and V(500m) become
+    C(500000000)); faas-swarm silently applies no limit to any other format.
+  - On an update faas-swarm resets the replicas to C(com.openfaas.scale.min); the module scales the function
+    back to the replica count it had before (within min and max), so a redeploy does not undo auto-scaling.
+    During the rolling update the count dips to the minimum for a moment.
+  - With O(wait=true) the module polls C(GET /system/function/<name>) until C(availableReplicas) (the running
+    tasks that are up to date with the new spec) reaches the function's replicas, and fails after
+    O(wait_timeout) with a message that names the image (a missing image shows up this way, since the gateway
+    accepts any image name), or at once when Swarm has rolled the update back.
 author:
   - onmetal.faas developers (@onmetal)
+extends_documentation_fragment:
+  - onmetal.faas.openfaas_gateway
 attributes:
   check_mode:
     description: Reads the deployed functions and reports the plan; calls no write endpoint.
@@ -36,20 +47,6 @@ attributes:
     support: full
     platforms: posix
 options:
-  gateway_url:
-    description: Base URL of the OpenFaaS gateway.
-    type: str
-    default: http://127.0.0.1:8080
-  username:
-    description: Basic-auth user of the gateway.
-    type: str
-    default: admin
-  password:
-    description:
-      - Basic-auth password of the gateway. The openfaas role writes it to the controller file named by
-        C(openfaas_credentials_file).
-    type: str
-    required: true
   name:
     description:
       - Function name (lower-case letters, digits and C(-), at most 63 characters); also the path in
@@ -93,14 +90,15 @@ options:
     elements: str
     default: []
   limits:
-    description: Resource limits; a memory size such as V(128m) and a CPU amount such as V(0.5).
+    description: Resource limits; a memory size such as V(128m) and a CPU amount such as V(0.5) or V(500m).
     type: dict
     suboptions:
       memory:
         description: Memory limit (V(128m), V(256Mi), V(1g)).
         type: str
       cpu:
-        description: CPU limit in cores (V(0.5)) or millicores (V(500m)).
+        description:
+          - CPU limit in cores (V(0.5), V(2)) or millicores (V(500m)), at least V(1m); sent as nano-CPUs.
         type: str
   requests:
     description: Resource reservations, same format as O(limits).
@@ -116,8 +114,18 @@ options:
     description: Minimum replicas (label C(com.openfaas.scale.min)); the Swarm provider starts this many.
     type: int
   scale_max:
-    description: Maximum replicas (label C(com.openfaas.scale.max)).
+    description: Maximum replicas (label C(com.openfaas.scale.max)); the gateway's default is 20.
     type: int
+  scale_factor:
+    description: Percent of O(scale_max) the gateway adds per alert (label C(com.openfaas.scale.factor)), 0 to 100.
+    type: int
+  scale_zero:
+    description: Whether an idler may scale the function to zero (label C(com.openfaas.scale.zero)).
+    type: bool
+  scale_zero_duration:
+    description:
+      - Idle time before scaling to zero, a Go duration such as V(15m) (label C(com.openfaas.scale.zero-duration)).
+    type: str
   network:
     description: Overlay network of the function; omit to use the provider's default network.
     type: str
@@ -125,16 +133,9 @@ options:
     description: Run the function with a read-only root filesystem.
     type: bool
     default: false
-  validate_certs:
-    description: Verify the gateway's TLS certificate for C(https) URLs.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds to wait for each HTTP response of the gateway.
-    type: int
-    default: 30
   wait:
-    description: After deploying (or when nothing changed), wait until at least one replica is available.
+    description:
+      - After deploying (or when nothing changed), wait until every replica runs the current spec (at least one).
     type: bool
     default: false
   wait_timeout:
@@ -142,8 +143,8 @@ options:
     type: int
     default: 120
 notes:
-  - The Swarm provider merges labels on update, so a label removed from O(labels) stays on the service
-    until the function is removed and deployed again.
+  - faas-swarm 0.9.0 keeps the old environment when an update sends none (C(handlers/update.go:166-170)), so
+    removing the last entry of O(env) leaves the variables in place until the function is deployed again.
   - The gateway accepts an image name that does not exist; use O(wait=true) to find out.
 seealso:
   - name: OpenFaaS gateway REST API
@@ -205,6 +206,11 @@ http_status:
   returned: when a write request was made or a request failed
   type: int
   sample: 202
+replicas:
+  description: Replicas the function keeps across the update (faas-swarm would reset them to the minimum).
+  returned: when O(state=present) and the function is updated
+  type: int
+  sample: 5
 status:
   description: The function's status from C(GET /system/function/<name>) after waiting.
   returned: when O(wait=true) and not in check mode

@@ -15,11 +15,16 @@ description:
     (a pure function), every object is compared with what the swarm runs, and the sets of services,
     networks, secrets and configs to create, update and remove are computed before anything is
     touched. That plan is returned, also in check mode.
-  - B(Idempotent.) Every service carries the label C(io.onmetal.faas.applied-hash), the SHA-256 of its
-    normalised definition (key order does not matter; environment lists and mappings are the same).
-    A service whose hash matches is not touched; when nothing differs no write request is sent at all
-    and RV(changed) is V(false). Changes made to a service outside this module (C(docker service update))
-    are not detected unless they change that label.
+  - B(Idempotent, and drift is corrected.) Every service carries the label C(io.onmetal.faas.applied-hash),
+    the SHA-256 of its normalised definition (key order does not matter; environment lists and mappings are
+    the same). A different hash means the definition changed. An equal hash is not enough; the running spec
+    is compared with the desired one on every field the compose subset can declare (replicas, env, image,
+    mounts, labels, command, resources, placement, networks, secrets, configs, ports, update, rollback and
+    restart config, healthcheck, endpoint mode, ...), ignoring what the engine or the docker CLI fills in
+    (defaults, object IDs, list order, C(ForceUpdate), a digest appended to an undigested image). A hand
+    change such as C(docker service scale) or C(docker service update --env-add) is drift; the service is
+    updated back, listed in RV(plan.services) C(drift), and shown in check and diff mode. When nothing
+    differs no write request is sent at all and RV(changed) is V(false).
   - The objects carry the labels C(com.docker.stack.namespace) and C(com.docker.stack.image), so
     C(docker stack ls), C(docker stack services) and C(docker stack ps) show the stack as usual.
   - >-
@@ -263,8 +268,9 @@ plan:
   contains:
     services:
       description: >-
-        Lists C(create), C(update), C(remove), C(unchanged), C(orphaned) (left alone without O(prune)) and
-        C(changes), the changed spec paths per updated service.
+        Lists C(create), C(update), C(remove), C(unchanged), C(orphaned) (left alone without O(prune)),
+        C(changes), the changed spec paths per updated service, and C(drift), the spec paths changed by hand
+        per service whose definition did not change (those services are in C(update) too).
       type: dict
     networks:
       description: Lists C(create), C(remove), C(missing) (external, not found) and C(conflicts).
@@ -276,8 +282,9 @@ plan:
       description: Same as RV(plan.secrets) for configs.
       type: dict
   sample:
-    services: {create: [], update: [demo_web], remove: [], unchanged: [demo_db], orphaned: [],
-               changes: {demo_web: [TaskTemplate.ContainerSpec.Image]}}
+    services: {create: [], update: [demo_web, demo_db], remove: [], unchanged: [], orphaned: [],
+               changes: {demo_web: [TaskTemplate.ContainerSpec.Image], demo_db: [Mode.Replicated.Replicas]},
+               drift: {demo_db: [Mode.Replicated.Replicas]}}
 services:
   description: The stack's services as deployed (or as planned in check mode).
   returned: when state=present

@@ -9,8 +9,10 @@ import http.client
 import importlib.util
 import os
 import shutil
+import socket
 import struct
 import subprocess
+import sys
 import time
 import uuid
 import zlib
@@ -88,11 +90,60 @@ def http_request(port, method, path, body=None, headers=None, timeout=10):
         conn.close()
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TemplateProcess:
+    """``python3 index.py`` of the python3-http template with ``handler_code`` as its function, on a
+    free 127.0.0.1 port, as a real subprocess; stderr goes to a file (:meth:`stderr`)."""
+
+    def __init__(self, tmp_path, handler_code, env=None):
+        self.tree = tmp_path / "app"
+        shutil.copytree(os.path.join(FUNCTIONS, "templates", "python3-http"), self.tree)
+        (self.tree / "function").mkdir()
+        (self.tree / "function" / "handler.py").write_text(handler_code)
+        self.port = free_port()
+        self.err_path = tmp_path / "stderr.txt"
+        environ = dict(os.environ, port=str(self.port), PYTHONUNBUFFERED="1", **(env or {}))
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, str(self.tree / "index.py")], env=environ, stderr=err)
+
+    def connect(self, timeout=10):
+        """A socket connected to the server, retried while nothing listens yet (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.002)
+
+    def wait_ready(self, timeout=10):
+        self.connect(timeout).close()
+        deadline = time.monotonic() + timeout
+        while http_request(self.port, "GET", "/_/health")[0] != 200:
+            assert time.monotonic() < deadline, self.stderr()
+            time.sleep(0.01)
+
+    def stderr(self):
+        return self.err_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
 class Container:
-    def __init__(self, image):
+    def __init__(self, image, env=None):
         self.name = f"onmetal-fn-test-{uuid.uuid4().hex[:8]}"
+        env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
         subprocess.run(
-            ["docker", "run", "-d", "--name", self.name, "-p", "127.0.0.1::8080", image],
+            ["docker", "run", "-d", "--name", self.name, "-p", "127.0.0.1::8080", *env_args, image],
             check=True,
             capture_output=True,
         )

@@ -201,3 +201,44 @@ def test_credentials_file_mode_is_checked(run_play, tmp_path):
     loose.chmod(0o644)
     proc, _changed, failed = run_play([resize_entry()], functions_credentials_file=str(loose))
     assert failed == 1 and "has mode 0644 (must be 0600 or 0400)" in proc.stdout
+
+
+def write_stack(tmp_path, extra=""):
+    """A faas-cli stack file (0.12 schema) with the resizer built from python3-http and an environment file."""
+    (tmp_path / "env.yml").write_text("environment:\n  B: 2\n")
+    stack = tmp_path / "stack.yml"
+    stack.write_text(
+        "version: 1.0\n"
+        "provider:\n  name: openfaas\n  gateway: http://127.0.0.1:8080\n"
+        "functions:\n"
+        "  resize:\n"
+        "    lang: python3-http\n"
+        f"    handler: {os.path.join(ROOT, 'functions', 'resize')}\n"
+        "    image: example/resize:latest\n"
+        "    environment: {A: 1}\n"
+        "    environment_file: [env.yml]\n"
+        "    labels: {com.openfaas.scale.min: 1}\n"
+        "    limits: {cpu: 500m}\n" + extra
+    )
+    return str(stack)
+
+
+def test_stack_file_deploys_through_the_same_path(run_play, gateway, registry, tmp_path):
+    expected_tag = fn_helpers.build.content_hash(os.path.join(ROOT, "functions", "resize"), fn_helpers.BASE_IMAGE)
+    stack = write_stack(tmp_path)
+    proc, changed, failed = run_play([], functions_stack_files=[stack])
+    assert failed == 0 and changed > 0, proc.stdout
+    fn = gateway.functions["resize"]
+    assert fn["image"] == f"{registry}/resize:{expected_tag}"  # built here, not example/resize:latest
+    assert fn["envVars"] == {"A": "1", "B": "2"}
+    assert fn["limits"] == {"cpu": "500000000"}
+    proc, changed, failed = run_play([], functions_stack_files=[stack])
+    assert (failed, changed) == (0, 0), proc.stdout
+
+
+def test_stack_file_with_an_unknown_key_fails_before_anything(run_play, gateway, tmp_path):
+    stack = write_stack(tmp_path, extra="    lables: {team: media}\n")
+    proc, _changed, failed = run_play([], functions_stack_files=[stack])
+    assert failed == 1
+    assert f"stack file {stack}: functions.resize: unknown key 'lables'" in proc.stdout
+    assert gateway.writes() == []

@@ -4,6 +4,8 @@ template renders the design's values (rendered on the controller, no nginx neede
 import os
 import re
 
+import yaml
+
 ROLE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles", "gateway_nginx"
 )
@@ -34,17 +36,44 @@ def test_read_timeout_below_gateway_write_timeout_is_refused(run_play):
     assert rc != 0
     assert "gateway_nginx_proxy_read_timeout (30 s)" in text
     assert "gateway_nginx_gateway_write_timeout (65 s)" in text
-    assert "write timeout + gateway_nginx_timeout_margin = 70 s" in text
+    assert "the default is the timeout chain's nginx link, 70 s for openfaas_timeout 60" in text
 
 
-def test_write_timeout_comes_from_the_openfaas_role(run_play):
-    rc, out = run_play(
-        INVENTORY, ROLE_PLAY, {"openfaas_gateway_write_timeout": 300, "gateway_nginx_proxy_read_timeout": 120}
-    )
+def test_write_timeout_comes_from_the_openfaas_inputs(run_play):
+    """The role alone derives the gateway's write timeout from openfaas_timeout, no fact of the openfaas role."""
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"openfaas_timeout": 300, "gateway_nginx_proxy_read_timeout": 120})
     text = _flat(out)
     assert rc != 0
-    assert "gateway_nginx_gateway_write_timeout (300 s)" in text
-    assert "raise it to 300 or more" in text
+    assert "gateway_nginx_gateway_write_timeout (305 s)" in text
+    assert "310 s for openfaas_timeout 300" in text
+    assert "raise it to 305 or more" in text
+
+
+def test_overrides_that_break_the_chain_are_refused(run_play):
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"openfaas_timeout_overrides": {"nginx_proxy_read_timeout": 60}})
+    text = _flat(out)
+    assert rc != 0
+    assert "ng1: the OpenFaaS timeout chain is inconsistent (openfaas_timeout=60" in text
+    assert "nginx proxy_read_timeout 60s must be longer than the gateway's gateway_write_timeout 65s" in text
+
+
+def test_chain_fallbacks_are_the_openfaas_defaults():
+    """gateway_nginx falls back to the openfaas role's defaults when the chain's inputs are unset: one set of values."""
+    roles = os.path.dirname(ROLE)
+    with open(os.path.join(roles, "openfaas", "defaults", "main.yml"), encoding="utf-8") as handle:
+        openfaas = yaml.safe_load(handle)
+    with open(os.path.join(ROLE, "vars", "main.yml"), encoding="utf-8") as handle:
+        chain = yaml.safe_load(handle)["__gateway_nginx_chain"]
+    expected = {
+        "openfaas_timeout": openfaas["openfaas_timeout"],
+        "openfaas_queue_max_inflight": openfaas["openfaas_queue_max_inflight"],
+        "openfaas_timeout_margin": openfaas["openfaas_timeout_margin"],
+        "openfaas_timeout_overrides": openfaas["openfaas_timeout_overrides"],
+    }
+    found = dict(re.findall(r"(openfaas_\w+) \| default\(([^)]*)\)", chain))
+    assert set(found) == set(expected), found
+    for name, value in expected.items():
+        assert yaml.safe_load(found[name]) == value, (name, found[name], value)
 
 
 def test_certificate_without_key_is_refused(run_play):
@@ -207,12 +236,25 @@ def test_function_rate_limit_and_timeout_chain(run_play, tmp_path):
         tmp_path,
         {
             "gateway_nginx_rate_limit_functions": True,
-            "openfaas_gateway_write_timeout": 300,
+            "openfaas_timeout": 300,
             "gateway_nginx_https_port": 8443,
         },
     )
     assert "limit_req_zone $binary_remote_addr zone=onmetal_functions:10m rate=100r/s;" in conf
     function_block = re.search(r"location /function/ \{[^}]*\}", conf).group(0)
     assert "limit_req zone=onmetal_functions burst=200 nodelay;" in function_block
-    assert "proxy_read_timeout 305s;" in function_block
+    assert "proxy_read_timeout 310s;" in function_block
+    assert "proxy_send_timeout 310s;" in function_block
     assert "return 301 https://$host:8443$request_uri;" in conf
+
+
+def test_gateway_nginx_alone_renders_the_chain_of_openfaas_timeout(run_play, tmp_path):
+    """Issue 15 item 2: the layer alone (--tags gateway_nginx, no openfaas role, no published fact) renders nginx's
+    link of the chain for openfaas_timeout 300 (310 s), not the 70 s of the default chain."""
+    conf = _render(run_play, tmp_path, {"openfaas_timeout": 300})
+    for block in (re.search(r"location /function/ \{[^}]*\}", conf).group(0), conf):
+        assert "proxy_read_timeout 310s;" in block
+        assert "proxy_send_timeout 310s;" in block
+    assert "proxy_read_timeout 70s;" not in conf
+    margin = _render(run_play, tmp_path, {"openfaas_timeout": 300, "openfaas_timeout_margin": 10})
+    assert "proxy_read_timeout 320s;" in margin

@@ -1,7 +1,8 @@
 """Test double: a tiny in-memory Docker Engine API on a unix socket.
 
 It stands in for dockerd in unit tests of the standard-library engine client and of the
-swarm_stack / swarm_stack_info modules, so those tests exercise the real HTTP path (socket,
+swarm_stack / swarm_stack_info modules (and of the openfaas role's idler, which asks GET /info and
+GET /nodes/<id> who leads), so those tests exercise the real HTTP path (socket,
 keep-alive, query encoding, error bodies).  Real engines are used by the integration target and
 the Molecule scenarios.  Only the endpoints swarm_stack uses are served; anything else answers 404
 with an engine-style {"message": ...} body.
@@ -23,6 +24,7 @@ class FakeEngine:
     def __init__(self, socket_path, manager=True):
         self.socket_path = socket_path
         self.manager = manager
+        self.leader = True  # GET /nodes/node1: ManagerStatus.Leader; None: the swarm has no leader (503)
         self.services = []
         self.networks = [{"Id": "ingress-id", "Name": "ingress", "Labels": {}}]
         self.secrets = []
@@ -105,6 +107,12 @@ class FakeEngine:
                 "SystemTime": "2026-11-26T20:00:00Z",
                 "Swarm": {"LocalNodeState": "active", "ControlAvailable": self.manager, "NodeID": "node1"},
             }
+        if route == ("GET", "nodes", 2):
+            if self.leader is None:  # what a manager answers without quorum
+                return 503, {"message": "rpc error: code = Unknown desc = The swarm does not have a leader."}
+            if parts[1] != "node1":
+                return 404, {"message": f"node {parts[1]} not found"}
+            return 200, {"ID": "node1", "ManagerStatus": {"Leader": self.leader, "Reachability": "reachable"}}
         if route == ("GET", "services", 1):
             wanted = filters.get("label", [])
             return 200, [copy.deepcopy(s) for s in self.services if self._labels_match(s["Spec"]["Labels"], wanted)]

@@ -1,7 +1,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.onmetal.faas.plugins.filter.addresses import FilterModule, address_problems
+from ansible_collections.onmetal.faas.plugins.filter.addresses import FilterModule, address_problems, address_scope
 
 NAME = "gateway_nginx_admin_cidrs"
 
@@ -204,3 +204,43 @@ def test_valid_upstreams(value):
 )
 def test_upstream_typos(value, expected):
     assert expected in _one(value, "hostport", UPSTREAMS)
+
+
+@pytest.mark.parametrize(
+    ("value", "scope"),
+    [
+        ("10.0.0.5", "RFC 1918"),
+        ("172.16.0.1", "RFC 1918"),
+        ("172.31.255.254", "RFC 1918"),
+        ("192.168.1.10", "RFC 1918"),
+        ("172.29.50.2", "RFC 1918"),  # the lab's node network
+        ("100.64.0.1", "CGNAT, RFC 6598"),
+        ("100.127.255.254", "CGNAT, RFC 6598"),
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("fd12:3456::1", "ULA, RFC 4193"),
+        ("fc00::1", "ULA, RFC 4193"),
+        # Public: what a VPS's default route carries, and ranges Python's is_private calls private.
+        ("203.0.113.5", "public"),
+        ("192.0.2.10", "public"),
+        ("198.51.100.7", "public"),
+        ("172.32.0.1", "public"),
+        ("100.128.0.1", "public"),
+        ("169.254.1.1", "public"),
+        ("2001:db8::5", "public"),
+        ("2a01:4f8::1", "public"),
+        (" 10.0.0.5 ", "RFC 1918"),
+    ],
+)
+def test_address_scope(value, scope):
+    assert address_scope(value) == scope
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/8", "gateway", "", "10.0.0.256"])
+def test_address_scope_refuses_what_is_not_an_address(value):
+    with pytest.raises(AnsibleFilterError, match="is not an IPv4 or IPv6 address"):
+        address_scope(value)
+
+
+def test_address_scope_is_registered():
+    assert FilterModule().filters()["address_scope"] is address_scope

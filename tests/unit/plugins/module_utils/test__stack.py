@@ -252,6 +252,28 @@ def test_four_step_pattern_check_apply_apply_check():
     assert not checked_again["changed"] and swarm.writes == []
 
 
+def test_hand_edited_env_is_drift_seen_in_check_mode_and_corrected():
+    swarm = FakeSwarm()
+    _run(swarm, _params())
+    (worker,) = [s for s in swarm.services_by_id.values() if s["Spec"]["Name"] == "st_worker"]
+    # `docker service update --env-add EXTRA=1 st_worker`: the env grows, the hash label stays
+    worker["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"].append("EXTRA=1")
+    swarm.writes.clear()
+    checked = _run(swarm, _params(), check_mode=True, diff=True)
+    assert checked["changed"] and swarm.writes == []
+    assert checked["plan"]["services"]["drift"] == {"st_worker": ["TaskTemplate.ContainerSpec.Env"]}
+    assert checked["plan"]["services"]["changes"] == {"st_worker": ["TaskTemplate.ContainerSpec.Env"]}
+    diff = {side: checked["diff"][side]["services"]["st_worker"] for side in ("before", "after")}
+    envs = [diff[side]["TaskTemplate"]["ContainerSpec"]["Env"] for side in ("before", "after")]
+    assert envs == [["EXTRA=1", "MODE=batch"], ["MODE=batch"]]
+    applied = _run(swarm, _params())
+    assert applied["changed"] and [w[:2] for w in swarm.writes] == [("update_service", "st_worker")]
+    assert worker["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["MODE=batch"]
+    swarm.writes.clear()
+    again = _run(swarm, _params(), check_mode=True)
+    assert not again["changed"] and again["plan"]["services"]["drift"] == {}
+
+
 def test_no_op_costs_only_reads():
     swarm = FakeSwarm()
     _run(swarm, _params())

@@ -10,11 +10,10 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     STACK_LABEL,
     ComposeError,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import changed_paths, clean_spec
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     build_desired,
-    changed_paths,
     check_digests,
-    clean_spec,
     compute_plan,
     finalize,
     images_to_resolve,

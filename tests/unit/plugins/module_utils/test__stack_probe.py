@@ -196,3 +196,29 @@ def test_the_snapshot_engine_serves_each_read_once_and_refuses_writes(fake_engin
     with pytest.raises(NeedsModule, match="tasks of services"):
         engine.tasks(["unknown-id"])
     assert engine.calls == 6
+
+
+def _scale_by_hand(fake_engine, name, replicas):
+    """What `docker service scale NAME=N` leaves: the spec's replicas changed, the hash label untouched."""
+    (svc,) = [s for s in fake_engine.services if s["Spec"]["Name"] == name]
+    svc["Spec"]["Mode"] = {"Replicated": {"Replicas": replicas}}
+
+
+@pytest.mark.parametrize("want_diff", [False, True])
+def test_drift_is_planned_by_the_probe_like_the_module(fake_engine, want_diff):
+    _module_run(fake_engine, _params())
+    _scale_by_hand(fake_engine, "pt_web", 0)
+    # check mode: the probe answers, with the module's plan and diff
+    checked = probe_result(_params(), _snapshot(fake_engine, with_tasks=False), True, want_diff)
+    module = _module_run(fake_engine, _params(), check_mode=True, want_diff=want_diff)
+    assert checked.pop("no_op_probe") and checked == module
+    assert checked["changed"] and checked["plan"]["services"]["drift"] == {"pt_web": ["Mode.Replicated.Replicas"]}
+    if want_diff:
+        before = checked["diff"]["before"]["services"]["pt_web"]
+        assert before["Mode"] == {"Replicated": {"Replicas": 0}}
+    # a real run must correct it: the probe hands over to the module
+    assert probe_result(_params(), _snapshot(fake_engine), False, False) is None
+    fixed = _module_run(fake_engine, _params())
+    assert fixed["changed"] and fixed["plan"]["services"]["update"] == ["pt_web"]
+    again = probe_result(_params(), _snapshot(fake_engine), False, False)
+    assert again["changed"] is False and again["plan"]["services"]["drift"] == {}

@@ -118,7 +118,8 @@ build_cmd onmetal-test/openfaas-faas-swarm "$DOUBLES" ghcr.io/openfaas/faas-swar
 archive faas-swarm double ghcr.io/openfaas/faas-swarm:0.9.0
 build_cmd onmetal-test/openfaas-queue-worker "$DOUBLES" ghcr.io/openfaas/queue-worker:0.11.2 nobody queue_worker.py 8080
 archive queue-worker double ghcr.io/openfaas/queue-worker:0.11.2
-build_cmd onmetal-test/openfaas-nats-streaming "$DOUBLES" nats-streaming:0.17.0 nobody nats_streaming.py 4222
+# Root, like the upstream image (FROM scratch, no USER): the file store writes to a fresh named volume (root-owned).
+build_cmd onmetal-test/openfaas-nats-streaming "$DOUBLES" nats-streaming:0.17.0 root nats_streaming.py 4222
 archive nats double nats-streaming:0.17.0
 build_file onmetal-test/fn-echo fn-echo.Dockerfile functions
 archive fn-echo function ""

@@ -3,13 +3,17 @@
 # double deploys and the gateway invokes. An HTTP server on :8080 that answers any method on any path
 # with the request body upper-cased (text/plain), plus X-Served-By (container hostname) and X-Path
 # (the path it was called with, showing that sub-paths and queries reach the function).
-# GET /_/health answers 200 OK, like the OpenFaaS watchdog's health endpoint.
+# GET /_/health answers 200 OK, like the OpenFaaS watchdog's health endpoint. A query "sleep=<seconds>" (at most 30)
+# makes it wait before answering: a slow job for the async-queue drills.
 """Upper-casing echo function used as the OpenFaaS test workload."""
 
+import contextlib
 import signal
 import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -22,6 +26,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         data = b"OK" if self.path == "/_/health" else body.upper()
+        with contextlib.suppress(ValueError):
+            time.sleep(min(30.0, max(0.0, float(parse_qs(urlsplit(self.path).query).get("sleep", ["0"])[0]))))
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

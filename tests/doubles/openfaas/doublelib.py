@@ -306,15 +306,16 @@ def serve_pair(handler_class, port, second_class, second_port):
         main.serve_forever()
 
 
-def main_guard(component, func):
+def main_guard(component, func, reads_args=False):
     """Run func(); turn ConfigError into a one-line error and exit status 2.
 
     Command-line arguments are the upstream image's flags (e.g. nats-streaming's "--store memory"), which
-    a stack may pass with `command:`; the doubles are configured by environment only and say so.
+    a stack may pass with `command:`; doubles configured by environment only say so (reads_args=False),
+    the NATS Streaming double parses its flags itself (reads_args=True).
     """
     # The doubles run as PID 1, which ignores SIGTERM without a handler: exit promptly on `docker stop`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    if sys.argv[1:]:
+    if sys.argv[1:] and not reads_args:
         log(component, f"ignoring arguments meant for the upstream image: {' '.join(sys.argv[1:])}")
     try:
         func()

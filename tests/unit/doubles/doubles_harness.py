@@ -52,13 +52,16 @@ def request(url, method="GET", body=b"", headers=None, auth=None, timeout=10):
 class Process:
     """One double running as `python3 <script>`; its port is read from its "LISTENING <port>" line."""
 
-    def __init__(self, script, env, log_dir):
+    def __init__(self, script, env, log_dir, args=()):
         self.log_path = os.path.join(log_dir, script + ".log")
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "bind_address": "127.0.0.1", "port": "0"}
         full_env.update(env)
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop(); appends across restarts
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, script)], env=full_env, stdout=subprocess.PIPE, stderr=self.log
+            [sys.executable, os.path.join(DOUBLES, script), *args],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
         )
         self.port = None
         self.second_port = None

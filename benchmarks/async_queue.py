@@ -117,7 +117,7 @@ def double_stats(nats_node):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--node", required=True)
     parser.add_argument("--creds", required=True)
     parser.add_argument("--manifest", default=os.path.join(ROOT, ".cache", "images", "manifest.json"))
@@ -146,7 +146,7 @@ def main():
     result = {"label": args.label, "node": node}
     try:
         assert function_call(node, creds, "deploy", manifest["fn-echo"]["image"]) in ("202", "400")
-        for _ in range(60):
+        for _poll in range(60):
             if enqueue(node, 1, "warm-")["statuses"] == {"202": 1}:
                 break
             time.sleep(1)
@@ -165,7 +165,7 @@ def main():
         on(node, "docker", "service", "scale", "--detach=false", "func_queue-worker=0")
         nats_node, before = store_bytes(node)
         queued = enqueue(node, args.queued, "disk-")
-        _, after = store_bytes(node)
+        after = store_bytes(node)[1]
         stats = double_stats(nats_node) if nats_node else None
         t0 = time.monotonic()
         on(node, "docker", "service", "scale", "--detach=false", f"func_queue-worker={workers}")

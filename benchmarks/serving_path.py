@@ -37,7 +37,7 @@ def png(width, height, noise=False):
     rows = []
     for y in range(height):
         if noise:
-            rows.append(b"\x00" + bytes(rnd.getrandbits(8) for _ in range(width * 3)))
+            rows.append(b"\x00" + bytes(rnd.getrandbits(8) for _byte in range(width * 3)))
         else:
             rows.append(b"\x00" + bytes(v for x in range(width) for v in (x * 31 % 256, y * 31 % 256, 128)))
 
@@ -93,7 +93,7 @@ def chain(host, tls, body, requests, fresh=False):
     client = Client(host, tls)
     client.post(body)  # warm: connection, TLS session, function replica
     times, statuses = [], {}
-    for _ in range(requests):
+    for _request in range(requests):
         status, _ctype, _n, seconds = client.post(body, fresh=fresh)
         statuses[status] = statuses.get(status, 0) + 1
         times.append(seconds)
@@ -106,7 +106,7 @@ def docker(node, *args):
 
 def cold(node, host, tls, body, tries):
     results = []
-    for _ in range(tries):
+    for _try in range(tries):
         docker(node, "service", "scale", "--detach", "resize=0")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -57,7 +57,7 @@ def png_8x8():
 
 def bodies():
     rnd = random.Random(13)
-    jpeg_like = b"\xff\xd8\xff\xe0" + bytes(rnd.getrandbits(8) for _ in range(100_000 - 6)) + b"\xff\xd9"
+    jpeg_like = b"\xff\xd8\xff\xe0" + bytes(rnd.getrandbits(8) for _byte in range(100_000 - 6)) + b"\xff\xd9"
     return [("1 byte", b"x"), ("8x8 PNG", png_8x8()), ("100 KB", jpeg_like)]
 
 

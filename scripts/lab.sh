@@ -21,7 +21,7 @@ if [ "${1:-}" = down ]; then
   exit 0
 fi
 
-phase_start "bootstrap (packages, venv, engine)"; bootstrap; phase_end
+phase_start "bootstrap (packages, venv, engine)"; bootstrap lab; phase_end
 phase_start "rig images"; tests/rig/build-images.sh; phase_end
 phase_start "OpenFaaS test images and bundle"; tests/doubles/build.sh "$ROOT/.cache/images"; phase_end
 phase_start "lab nodes ($NODES)"; tests/rig/nodes.sh up "$PREFIX" "$NODES" "$SUBNET"; phase_end

@@ -40,7 +40,10 @@ def main():
         if status == 202:
             accepted.append(key)
     millis.sort()
-    pick = lambda q: round(millis[min(len(millis) - 1, int(q * len(millis)))], 2) if millis else None  # noqa: E731
+
+    def pick(q):
+        return round(millis[min(len(millis) - 1, int(q * len(millis)))], 2) if millis else None
+
     print(
         json.dumps(
             {

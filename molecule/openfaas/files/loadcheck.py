@@ -139,11 +139,11 @@ def watch(api, fn, t0, stop, timeline):
 
 
 def act(api, fn, action):
-    kind, _, value = action.partition("=")
+    kind, _sep, value = action.partition("=")
     if kind == "scale":
         return api.call("POST", f"/system/scale-function/{fn}", {"serviceName": fn, "replicas": int(value)})[0]
     if kind == "update":
-        key, _, val = value.partition("=")
+        key, _sep, val = value.partition("=")
         status, data = api.call("GET", f"/system/function/{fn}")
         if status != 200:
             return status
@@ -191,7 +191,7 @@ def main():
     for worker in workers:
         worker.start()
     for spec in sorted(args.at, key=lambda s: float(s.split(":", 1)[0])):
-        when, _, action = spec.partition(":")
+        when, _sep, action = spec.partition(":")
         delay = load.t0 + float(when) - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -206,11 +206,11 @@ def main():
 
     failures = [r for r in load.results if r[1] != 200]
     by_kind = {}
-    for _, outcome, _ in failures:
+    for _t, outcome, _s in failures:
         key = str(outcome) if isinstance(outcome, int) else outcome.split(":", 1)[0]
         by_kind[key] = by_kind.get(key, 0) + 1
     latencies = [r[2] * 1000 for r in load.results if r[1] == 200]
-    scaled = [t for t, _, avail in timeline if (avail or 0) >= 2]
+    scaled = [t for t, _r, avail in timeline if (avail or 0) >= 2]
     print(
         json.dumps(
             {
@@ -218,7 +218,7 @@ def main():
                 "ok": len(load.results) - len(failures),
                 "failed": len(failures),
                 "failures": by_kind,
-                "first_failures": [{"t": t, "outcome": o} for t, o, _ in failures[:5]],
+                "first_failures": [{"t": t, "outcome": o} for t, o, _s in failures[:5]],
                 "rate": args.rate,
                 "duration": args.duration,
                 "connections": args.connections,
@@ -227,8 +227,8 @@ def main():
                 "p99_ms": percentile(latencies, 99),
                 "actions": actions,
                 "available_2_at": scaled[0] if scaled else None,
-                "max_replicas": max((r or 0 for _, r, _ in timeline), default=None),
-                "max_available": max((a or 0 for _, _, a in timeline), default=None),
+                "max_replicas": max((r or 0 for _t, r, _a in timeline), default=None),
+                "max_available": max((a or 0 for _t, _r, a in timeline), default=None),
                 "last": timeline[-1] if timeline else None,
             }
         )

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -114,7 +113,7 @@ class Engine:
 
 def convert(engine, service_id, log, attempts=5):
     """Switch one service to dnsrr when it needs it; True when it did."""
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         status, service = engine.call("GET", f"/services/{urllib.parse.quote(service_id)}")
         if status == 404:
             return False

@@ -102,7 +102,7 @@ def test_limits_drop_the_oldest_and_never_refuse_a_publish(capsys):
 def test_acknowledged_messages_count_towards_the_limits_until_dropped():
     size = nats_streaming.Channel.size("c", b"x" * 100)
     channel = nats_streaming.Channel("c", _opts(max_bytes=3 * size), None)
-    for _ in range(3):
+    for _round in range(3):
         channel.publish(b"x" * 100)
     for message in channel.fetch(3, 0, 30):
         assert channel.ack(message["sequence"])

@@ -89,44 +89,44 @@ def lib(tmp_path):
 
 
 def test_docker_ce_installed_but_stopped_is_started_not_replaced(lib):
-    pkgs, _, _ = lib("host_packages", installed=["docker-ce", "docker-ce-cli", "containerd.io"])
+    pkgs, _apt, _err = lib("host_packages", installed=["docker-ce", "docker-ce-cli", "containerd.io"])
     assert "docker.io" not in pkgs
     assert "iptables" not in pkgs
-    state, _, _ = lib("engine_state", installed=["docker-ce", "containerd.io"])
+    state, _apt, _err = lib("engine_state", installed=["docker-ce", "containerd.io"])
     assert state == ["installed", "docker-ce"]
 
 
 def test_running_engine_is_used_and_no_engine_package_installed(lib):
-    pkgs, _, _ = lib("host_packages", engine_answers=True)
+    pkgs, _apt, _err = lib("host_packages", engine_answers=True)
     assert "docker.io" not in pkgs
     assert lib("engine_state", engine_answers=True)[0] == ["running"]
 
 
 def test_static_dockerd_binary_counts_as_an_engine(lib):
-    pkgs, _, _ = lib("host_packages", static_dockerd=True)
+    pkgs, _apt, _err = lib("host_packages", static_dockerd=True)
     assert "docker.io" not in pkgs
 
 
 def test_machine_without_engine_gets_debian_docker_io(lib):
-    pkgs, _, _ = lib("host_packages")
+    pkgs, _apt, _err = lib("host_packages")
     assert "docker.io" in pkgs and "iptables" in pkgs
     assert lib("engine_state")[0] == ["none"]
 
 
 def test_qemu_only_for_the_kvm_scenario(lib):
-    lab, _, _ = lib("host_packages")
-    test, _, _ = lib("host_packages vm")
+    lab, _apt, _err = lib("host_packages")
+    test, _apt, _err = lib("host_packages vm")
     assert not {"qemu-system-x86", "qemu-utils"} & set(lab)
     assert {"qemu-system-x86", "qemu-utils"} <= set(test)
 
 
 def test_installed_packages_are_left_out(lib):
-    pkgs, _, _ = lib("host_packages", installed=["debootstrap", "make"])
+    pkgs, _apt, _err = lib("host_packages", installed=["debootstrap", "make"])
     assert "debootstrap" not in pkgs and "make" not in pkgs and "shellcheck" in pkgs
 
 
 def test_ensure_host_packages_never_asks_apt_for_docker_io_next_to_docker_ce(lib):
-    _, apt, err = lib("ensure_host_packages", installed=["docker-ce", "containerd.io"])
+    _out, apt, err = lib("ensure_host_packages", installed=["docker-ce", "containerd.io"])
     install = [line for line in apt.splitlines() if " install " in f" {line} "]
     assert install, apt
     assert "docker.io" not in install[0].split() and "qemu-system-x86" not in install[0].split()
@@ -134,7 +134,7 @@ def test_ensure_host_packages_never_asks_apt_for_docker_io_next_to_docker_ce(lib
 
 
 def test_ensure_host_packages_for_the_tests_adds_qemu_but_no_engine_when_one_answers(lib):
-    _, apt, err = lib("ensure_host_packages vm", engine_answers=True)
+    _out, apt, err = lib("ensure_host_packages vm", engine_answers=True)
     words = apt.split()
     assert "qemu-system-x86" in words and "docker.io" not in words
     assert "a Docker engine answers: using it" in err

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from loadkit import percentile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = os.path.join(ROOT, "molecule", "openfaas", "files")
 COUNTER = "onmetal-qbench"
@@ -88,8 +90,8 @@ def wait_for(node, wanted, bound):
 
 
 def pct(values, q):
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
+    value = percentile(values, q)
+    return None if value is None else round(value, 2)
 
 
 def store_bytes(node):
@@ -159,7 +161,7 @@ def main():
             "statuses": sent["statuses"],
             "accepted_ms": sent["ms"],
             "callbacks": len(delays),
-            "queue_to_callback_ms": {"p50": pct(delays, 0.5), "p90": pct(delays, 0.9), "max": pct(delays, 1.0)},
+            "queue_to_callback_ms": {"p50": pct(delays, 50), "p90": pct(delays, 90), "max": pct(delays, 100)},
             "mean_ms": round(statistics.mean(delays), 2) if delays else None,
         }
         on(node, "docker", "service", "scale", "--detach=false", "func_queue-worker=0")

@@ -25,13 +25,13 @@ import http.client
 import importlib.util
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import zlib
+
+from loadkit import percentile, png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = "functions/templates/python3-http"
@@ -61,23 +61,6 @@ def load_build():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def percentile(values, pct):
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
-
-
-def png_8x8():
-    """A valid 8x8 RGB PNG (a gradient), written with zlib + struct."""
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 32, y * 32, 128)) for x in range(8)) for y in range(8))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def post(conn, body):
@@ -203,7 +186,7 @@ def main():
         check=True,
         capture_output=True,
     ).stdout
-    cases = [("1 byte", b"x", 400), ("8x8 PNG", png_8x8(), 200), (f"{len(jpeg) // 1000} KB JPEG", jpeg, 200)]
+    cases = [("1 byte", b"x", 400), ("8x8 PNG", png(8, 8), 200), (f"{len(jpeg) // 1000} KB JPEG", jpeg, 200)]
     results = {which: measure(img, cases, args) for which, img in images.items()}
     load = os.getloadavg()
 

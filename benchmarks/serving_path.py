@@ -22,35 +22,13 @@ import argparse
 import http.client
 import json
 import os
-import random
 import ssl
-import struct
 import subprocess
 import time
-import zlib
+
+from loadkit import percentile, png
 
 GOALS = {"chain_small_p50_ms": 3.5, "chain_small_p99_ms": 8.0, "cold_s": 0.8}
-
-
-def png(width, height, noise=False):
-    rnd = random.Random(7)
-    rows = []
-    for y in range(height):
-        if noise:
-            rows.append(b"\x00" + bytes(rnd.getrandbits(8) for _byte in range(width * 3)))
-        else:
-            rows.append(b"\x00" + bytes(v for x in range(width) for v in (x * 31 % 256, y * 31 % 256, 128)))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
-        + chunk(b"IEND", b"")
-    )
 
 
 def node_ip(node):
@@ -61,12 +39,8 @@ def node_ip(node):
 
 
 def percentiles(samples):
-    ordered = sorted(samples)
-
-    def at(q):
-        return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000, 2)
-
-    return {"p50_ms": at(50), "p90_ms": at(90), "p99_ms": at(99), "n": len(ordered)}
+    ms = [sample * 1000 for sample in samples]
+    return {f"p{q}_ms": round(percentile(ms, q), 2) for q in (50, 90, 99)} | {"n": len(ms)}
 
 
 class Client:

@@ -30,12 +30,12 @@ import random
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
+
+from loadkit import percentile, png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = "functions/templates/python3-http"
@@ -44,27 +44,10 @@ DEFAULT_BASELINE = "8ee19a1"
 HANDLER = "def handle(req):\n    return 200, req.body[:2048], {'Content-Type': 'application/octet-stream'}\n"
 
 
-def png_8x8():
-    """A valid 8x8 RGB PNG (a gradient), written with zlib + struct."""
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 32, y * 32, 128)) for x in range(8)) for y in range(8))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
 def bodies():
     rnd = random.Random(13)
     jpeg_like = b"\xff\xd8\xff\xe0" + bytes(rnd.getrandbits(8) for _byte in range(100_000 - 6)) + b"\xff\xd9"
-    return [("1 byte", b"x"), ("8x8 PNG", png_8x8()), ("100 KB", jpeg_like)]
-
-
-def percentile(values, pct):
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+    return [("1 byte", b"x"), ("8x8 PNG", png(8, 8)), ("100 KB", jpeg_like)]
 
 
 def free_port():

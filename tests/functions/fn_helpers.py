@@ -10,12 +10,10 @@ import importlib.util
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
 import uuid
-import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUNCTIONS = os.path.join(ROOT, "functions")
@@ -30,43 +28,21 @@ def load_source(name, path):
 
 
 build = load_source("onmetal_fn_build", os.path.join(FUNCTIONS, "build.py"))
+loadkit = load_source("onmetal_loadkit", os.path.join(ROOT, "benchmarks", "loadkit.py"))
 
 
 def png_bytes(width, height):
-    """A valid RGB PNG with a gradient, written with zlib + struct (no Pillow needed)."""
-    rows = []
-    for y in range(height):
-        row = bytearray([0])  # filter type 0
-        for x in range(width):
-            row += bytes(((x * 255) // max(width - 1, 1), (y * 255) // max(height - 1, 1), 128))
-        rows.append(bytes(row))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
-        + chunk(b"IEND", b"")
-    )
+    """A valid RGB PNG with a gradient (benchmarks/loadkit.py: zlib + struct, no Pillow needed)."""
+    return loadkit.png(width, height)
 
 
 def jpeg_size(data):
     """(width, height) from the SOF marker of a baseline/progressive JPEG; checks SOI and EOI."""
     assert data[:2] == b"\xff\xd8", "no JPEG SOI marker"
     assert data[-2:] == b"\xff\xd9", "no JPEG EOI marker"
-    pos = 2
-    while pos < len(data):
-        assert data[pos] == 0xFF, f"no marker at {pos}"
-        marker = data[pos + 1]
-        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + length
-    raise AssertionError("no SOF marker in JPEG")
+    size = loadkit.jpeg_size(data)
+    assert size is not None, "no SOF marker in JPEG"
+    return size
 
 
 def docker_ready():

@@ -4,7 +4,7 @@
 #   nodes.sh down PREFIX              remove the nodes, their engine volumes and the network
 #   nodes.sh ls PREFIX                list the nodes and their addresses
 # No --privileged on these machines: every capability except SYS_RESOURCE, seccomp/apparmor unconfined,
-# the host's cgroup tree bound read-write (see ../shared/TESTBED.md).
+# the host's cgroup tree bound read-write (see docs/testbed.md).
 set -euo pipefail
 IMAGE="${ONMETAL_NODE_IMAGE:-onmetal-rig/node:current}"
 

@@ -19,24 +19,17 @@ import argparse
 import base64
 import http.client
 import json
+import os
 import ssl
-import struct
 import sys
 import threading
 import time
 import urllib.parse
-import zlib
 
-
-def tiny_png():
-    """An 8x8 RGB PNG, made here (zlib, no Pillow)."""
-    raw = b"".join(b"\x00" + bytes(v for x in range(8) for v in (x * 32, y * 32, 128)) for y in range(8))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+# loadkit (benchmarks/loadkit.py) sits beside this file on a node (Molecule copies both), or in the clone's benchmarks/
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "..", "..", "benchmarks")]
+from loadkit import percentile, png  # noqa: E402
 
 
 class Api:
@@ -58,13 +51,6 @@ class Api:
             return resp.status, resp.read()
         finally:
             conn.close()
-
-
-def percentile(values, q):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
 
 
 class Load:
@@ -177,7 +163,7 @@ def main():
     if args.at and not args.gateway:
         raise SystemExit("--at needs --gateway")
     api = Api(args.gateway, sys.stdin.readline().strip()) if args.gateway else None
-    body = args.body.encode() if args.body else tiny_png()
+    body = args.body.encode() if args.body else png(8, 8)
     if not args.body:
         args.content_type = "image/png"
 

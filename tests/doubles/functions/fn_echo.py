@@ -5,15 +5,25 @@
 # (the path it was called with, showing that sub-paths and queries reach the function).
 # GET /_/health answers 200 OK, like the OpenFaaS watchdog's health endpoint. A query "sleep=<seconds>" (at most 30)
 # makes it wait before answering: a slow job for the async-queue drills.
+# Like the project's python3-http template (functions/templates/python3-http/index.py) and with no HEALTHCHECK either:
+# it listens on :8080 before anything else is imported, so a call that arrives while it starts waits in the listen
+# backlog instead of being refused.
 """Upper-casing echo function used as the OpenFaaS test workload."""
 
-import contextlib
 import signal
 import socket
 import sys
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+if __name__ == "__main__":
+    LISTENER = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    LISTENER.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    LISTENER.bind(("", 8080))
+    LISTENER.listen(1024)
+
+import contextlib  # noqa: E402 - after listen(), as the template does
+import time  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from urllib.parse import parse_qs, urlsplit  # noqa: E402
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -42,6 +52,8 @@ class EchoHandler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     # PID 1 ignores SIGTERM without a handler; exit at once on `docker stop` (rolling updates, scale-down).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    server = ThreadingHTTPServer(("", 8080), EchoHandler)
+    server = ThreadingHTTPServer(("", 8080), EchoHandler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = LISTENER
     server.daemon_threads = True
     server.serve_forever()

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -40,3 +41,23 @@ def test_render_marks_required_options_and_choices(tmp_path):
     out = role_docs.render(str(tmp_path))
     assert "| `demo_mode` | str (a, b) | `a` | Mode. |" in out
     assert "| `demo_name` | str | *required* | Name \\| with pipe. |" in out
+
+
+def test_render_turns_ansible_markup_into_markdown():
+    role_docs = _role_docs()
+    text = role_docs._text(
+        [
+            "Set C(openfaas_idler) to V(true); I(only) B(once); see L(the docs,https://example.org/x) and",
+            "U(https://example.org/y); O(swarm_listen_port=2377) | E(DOCKER_HOST).",
+        ]
+    )
+    assert text == (
+        "Set `openfaas_idler` to `true`; *only* **once**; see [the docs](https://example.org/x) and "
+        "<https://example.org/y>; `swarm_listen_port=2377` \\| `DOCKER_HOST`."
+    )
+
+
+def test_readme_has_no_raw_ansible_markup():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    assert not re.findall(r"\b[CIOVBLUEM]\([^)]*\)", readme)

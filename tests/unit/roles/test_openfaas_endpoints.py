@@ -132,3 +132,50 @@ def test_run_survives_an_engine_that_is_gone(endpoints, tmp_path):
     lines = []
     endpoints.run(endpoints.Engine(str(tmp_path / "missing.sock")), lines.append, forever=False)
     assert lines and lines[0].startswith("engine: ") and lines[0].endswith("again in 2 s")
+
+
+def test_only_the_leader_converts(endpoints, engine):
+    """Managers that are not the leader leave new functions alone (concurrent updates by several managers left
+    stale records in Docker's DNS); the leader converts them."""
+    engine.services = [{"ID": "f1", "Version": {"Index": 3}, "Spec": faas_swarm_spec("resize")}]
+
+    class EventEngine(endpoints.Engine):
+        def events(self):
+            def stream():
+                engine.services.append({"ID": "f2", "Version": {"Index": 1}, "Spec": faas_swarm_spec("late")})
+                yield {"Type": "service", "Action": "create", "Actor": {"ID": "f2"}}
+
+            return stream()
+
+    lines = []
+    engine.leader = False
+    endpoints.run(EventEngine(engine.socket_path), lines.append, sleep=lambda s: None, forever=False)
+    assert engine.writes() == [] and lines == []
+    engine.leader = None  # no quorum: nobody can tell who leads, nobody converts
+    engine.services.pop()
+    endpoints.run(EventEngine(engine.socket_path), lines.append, sleep=lambda s: None, forever=False)
+    assert engine.writes() == [] and lines == []
+    engine.leader = True
+    engine.services.pop()
+    endpoints.run(EventEngine(engine.socket_path), lines.append, sleep=lambda s: None, forever=False)
+    assert sorted(lines) == [
+        "function service late is in vip mode: switched to dnsrr",
+        "function service resize is in vip mode: switched to dnsrr",
+    ]
+
+
+def test_a_new_leader_catches_up_at_its_first_event(endpoints, engine):
+    engine.services = [{"ID": "f1", "Version": {"Index": 3}, "Spec": faas_swarm_spec("resize")}]
+    engine.leader = False
+
+    class EventEngine(endpoints.Engine):
+        def events(self):
+            def stream():
+                engine.leader = True  # the leader changed while this manager was following events
+                yield {"Type": "service", "Action": "update", "Actor": {"ID": "other"}}
+
+            return stream()
+
+    lines = []
+    endpoints.run(EventEngine(engine.socket_path), lines.append, sleep=lambda s: None, forever=False)
+    assert lines == ["function service resize is in vip mode: switched to dnsrr"]

@@ -503,15 +503,177 @@ class GateKeeper:
             sleep(1)
 
 
+# -- the engine proxy for faas-swarm ------------------------------------------------------------------------------
+SERVICE_CREATE = re.compile(r"^(/v[0-9.]+)?/services/create$")
+
+
+def born_dnsrr(body):
+    """A ``POST /services/create`` body with a function's service made dnsrr (and start-first) from the start; other
+    bodies unchanged. faas-swarm 0.9.0 sends no EndpointSpec, so Swarm gives the service a VIP."""
+    try:
+        spec = json.loads(body)
+    except ValueError:
+        return body, None
+    if not isinstance(spec, dict) or needs_dnsrr({"Spec": spec}) is None:
+        return body, None
+    return json.dumps(dnsrr_spec(spec)).encode(), f"function service {spec.get('Name')} created in dnsrr mode"
+
+
+def _read_head(stream):
+    lines = []
+    while True:
+        line = stream.readline(65537)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            return lines
+        lines.append(line)
+
+
+def _headers(lines):
+    found = {}
+    for line in lines[1:]:
+        name, _sep, value = line.decode("latin-1").partition(":")
+        found[name.strip().lower()] = value.strip()
+    return found
+
+
+def _copy_body(src, dst, headers, until_close):
+    """Copy one message body from ``src`` to ``dst`` as framed by its headers; returns False when the connection
+    must end after it (a body delimited by the close of the connection)."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            size_line = src.readline(65537)
+            dst.write(size_line)
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    line = src.readline(65537)
+                    dst.write(line)
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                dst.flush()
+                return True
+            dst.write(src.read(size + 2))
+            dst.flush()  # streamed answers (logs, events) reach the client as they come
+    length = headers.get("content-length")
+    if length is not None:
+        dst.write(src.read(int(length)))
+        dst.flush()
+        return True
+    if until_close:
+        while True:
+            data = src.read1(65536)
+            if not data:
+                break
+            dst.write(data)
+            dst.flush()
+        return False
+    return True
+
+
+class EngineProxy:
+    """A unix socket in front of the engine's: every request passes unchanged, except the creation of a function
+    service, which is made dnsrr from the start. faas-swarm talks to it (DOCKER_HOST), so its function services never
+    have a VIP, and nothing has to switch them later (the switch left stale DNS records, see ``run``)."""
+
+    def __init__(self, path, engine_path, log):
+        self.path, self.engine_path, self.log = path, engine_path, log
+        self.server = None
+
+    def start(self):
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        os.chmod(self.path, 0o660)
+        self.server.listen(128)
+        threading.Thread(target=self._accept, name="engine-proxy", daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                client, _addr = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.close()
+
+    def _serve(self, client):
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.engine_path)
+            c_in, c_out = client.makefile("rb"), client.makefile("wb")
+            u_in, u_out = upstream.makefile("rb"), upstream.makefile("wb")
+            while self._one(c_in, c_out, u_in, u_out):
+                pass
+        except (OSError, ValueError) as exc:
+            self.log(f"engine proxy: {exc}")
+        finally:
+            upstream.close()
+            client.close()
+
+    def _one(self, c_in, c_out, u_in, u_out):
+        head = _read_head(c_in)
+        if not head:
+            return False
+        method, target = head[0].decode("latin-1").split(" ", 2)[:2]
+        headers = _headers(head)
+        if method == "POST" and SERVICE_CREATE.match(urllib.parse.urlsplit(target).path):
+            body = b""
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                while True:
+                    size = int(c_in.readline(65537).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while c_in.readline(65537).strip():
+                            pass
+                        break
+                    body += c_in.read(size)
+                    c_in.readline(65537)
+            else:
+                body = c_in.read(int(headers.get("content-length") or 0))
+            body, changed = born_dnsrr(body)
+            if changed:
+                self.log(changed)
+            kept = [
+                line
+                for line in head[1:]
+                if line.split(b":")[0].strip().lower() not in (b"content-length", b"transfer-encoding")
+            ]
+            u_out.write(head[0] + b"".join(kept) + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            u_out.flush()
+        else:
+            u_out.write(b"".join(head) + b"\r\n")
+            _copy_body(c_in, u_out, headers, until_close=False)
+            u_out.flush()
+        reply = _read_head(u_in)
+        if not reply:
+            return False
+        c_out.write(b"".join(reply) + b"\r\n")
+        c_out.flush()
+        status = int(reply[0].split()[1])
+        if status == 101:  # an upgraded (hijacked) connection: faas-swarm does not use one; end it
+            return False
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return True
+        return _copy_body(u_in, c_out, _headers(reply), until_close=True)
+
+
 def parse_args(argv):
-    """[--gate PORT --gateway-service NAME --provider URL] [DOCKER_SOCKET]"""
-    options = {"socket": "/var/run/docker.sock", "gate": None, "service": "func_gateway", "provider": ""}
+    """[--gate PORT --gateway-service NAME --provider URL] [--engine-proxy SOCKET] [DOCKER_SOCKET]"""
+    options = {"socket": "/var/run/docker.sock", "gate": None, "service": "func_gateway", "provider": "", "proxy": ""}
+    keys = {"--gate": "gate", "--gateway-service": "service", "--provider": "provider", "--engine-proxy": "proxy"}
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg in ("--gate", "--gateway-service", "--provider") and args:
-            key = {"--gate": "gate", "--gateway-service": "service", "--provider": "provider"}[arg]
-            options[key] = args.pop(0)
+        if arg in keys and args:
+            options[keys[arg]] = args.pop(0)
         elif not arg.startswith("--"):
             options["socket"] = arg
         else:
@@ -535,6 +697,9 @@ def main():
 
     options = parse_args(sys.argv[1:])
     engine = Engine(options["socket"])
+    if options["proxy"]:
+        EngineProxy(options["proxy"], options["socket"], log).start()
+        log(f"onmetal-faas-endpoints: engine proxy for faas-swarm on {options['proxy']}")
     if options["gate"] is not None:
         keeper = GateKeeper(engine, options["service"], options["gate"], Provider(options["provider"]), log)
         threading.Thread(target=keeper.run, name="gates", daemon=True).start()

@@ -386,10 +386,21 @@ def test_arguments(ep):
         "gate": None,
         "service": "func_gateway",
         "provider": "",
+        "proxy": "",
     }
     assert ep.parse_args(
-        ["--gate", "8081", "--gateway-service", "f_gateway", "--provider", "http://p:8080/", "/s"]
-    ) == {"socket": "/s", "gate": 8081, "service": "f_gateway", "provider": "http://p:8080/"}
+        [
+            "--gate",
+            "8081",
+            "--gateway-service",
+            "f_gateway",
+            "--provider",
+            "http://p:8080/",
+            "--engine-proxy",
+            "/e",
+            "/s",
+        ]
+    ) == {"socket": "/s", "gate": 8081, "service": "f_gateway", "provider": "http://p:8080/", "proxy": "/e"}
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")

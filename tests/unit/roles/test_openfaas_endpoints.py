@@ -6,23 +6,15 @@ on a unix socket, with specs shaped like the ones faas-swarm creates.
 """
 
 import copy
-import importlib.util
-import os
 
 import pytest
 
 from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PROGRAM = os.path.join(ROOT, "roles", "openfaas", "files", "onmetal-faas-endpoints.py")
 
-
-@pytest.fixture(scope="module")
-def endpoints():
-    spec = importlib.util.spec_from_file_location("onmetal_faas_endpoints", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def endpoints(keeper):
+    return keeper
 
 
 def faas_swarm_spec(name, **extra):

@@ -6,7 +6,6 @@ chunked answer and one delimited by the close of the connection.
 """
 
 import copy
-import importlib.util
 import os
 import socket
 import threading
@@ -15,16 +14,10 @@ import pytest
 
 from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeEngine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PROGRAM = os.path.join(ROOT, "roles", "openfaas", "files", "onmetal-faas-endpoints.py")
 
-
-@pytest.fixture(scope="module")
-def ep():
-    spec = importlib.util.spec_from_file_location("onmetal_faas_endpoints_proxy", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def ep(keeper):
+    return keeper
 
 
 def function_spec(name, **extra):

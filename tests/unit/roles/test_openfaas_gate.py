@@ -5,7 +5,6 @@ Real sockets throughout: a DNS server on 127.0.0.1 speaking the wire format, a f
 gate's HTTP server, and (as root) a network namespace made with unshare(1) that the gate enters with setns(2).
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,16 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PROGRAM = os.path.join(ROOT, "roles", "openfaas", "files", "onmetal-faas-endpoints.py")
 
-
-@pytest.fixture(scope="module")
-def ep():
-    spec = importlib.util.spec_from_file_location("onmetal_faas_endpoints_gate", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def ep(keeper):
+    return keeper
 
 
 def answer(query, addresses, rcode=0, pointer=True, extra_cname=False):

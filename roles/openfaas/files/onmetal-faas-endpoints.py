@@ -323,7 +323,11 @@ class Provider:
             return found
 
     def call(self, method, path, headers, body):
-        errors = []
+        """One answer from faas-swarm. A read (GET, HEAD) that one replica fails (a dropped connection or a 5xx)
+        is asked of the next one, as a replay is harmless; a write is sent once, to the first replica that accepts
+        the connection. The last replica's answer is returned when none answers well."""
+        errors, answer = [], None
+        replayable = method in ("GET", "HEAD")
         for address in self.addresses():
             conn = http.client.HTTPConnection(address, self.port, timeout=self.timeout)
             try:
@@ -332,11 +336,22 @@ class Provider:
                 except OSError as exc:  # not sent yet: the next faas-swarm replica may answer
                     errors.append(f"{address}: {exc}")
                     continue
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.getheaders(), resp.read()
+                try:
+                    conn.request(method, path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    answer = (resp.status, resp.getheaders(), resp.read())
+                except (OSError, http.client.HTTPException) as exc:
+                    if not replayable:
+                        raise
+                    errors.append(f"{address}: {exc!r}")
+                    continue
+                if not replayable or answer[0] < 500:
+                    return answer
+                errors.append(f"{address}: answered {answer[0]}")
             finally:
                 conn.close()
+        if answer is not None:
+            return answer
         raise OSError("no faas-swarm replica answered: " + ("; ".join(errors) or f"{self.host} has no address"))
 
 

@@ -34,6 +34,11 @@ try:
 except ImportError:  # only the image has python3-docker; unit tests import the pure helpers
     docker = dtypes = None
     APIError = NotFound = Exception
+try:
+    from requests.exceptions import RequestException
+    from urllib3.util.retry import Retry
+except ImportError:
+    RequestException, Retry = OSError, None
 
 COMPONENT = "faas-swarm"
 ANNOTATION_PREFIX = "com.openfaas.annotations."  # handlers/deploy.go:28
@@ -45,6 +50,7 @@ _MEMORY = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 MAX_RESTARTS = 5  # main.go:38
 RESTART_DELAY_NS = 5_000_000_000  # main.go:41
 LINUX_ONLY = ["node.platform.os == linux"]  # handlers/deploy.go:30, used when no constraints are given (126-130)
+GO_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # net/http request.go isReplayable
 PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # fp/proxy/proxy.go:73-84, others 405
 
 
@@ -371,7 +377,9 @@ class ProviderHandler(doublelib.Handler):
             self.system(path, body)
         except RequestError as exc:
             self.reply(exc.status, str(exc))
-        except (APIError, NotFound) as exc:
+        except (APIError, NotFound, RequestException) as exc:
+            # replica_reader.go:28-33 and the other handlers: a failed Docker call is a 500 with its error text
+            # (a connection to the engine that broke too: the Go client's error, not a dropped reply).
             doublelib.log(COMPONENT, f"{self.command} {path}: Docker error: {exc}")
             self.reply(500, str(exc))
 
@@ -478,6 +486,19 @@ def connect_docker():
         raise doublelib.ConfigError("python3-docker is not installed; the faas-swarm double needs it")
     try:
         client = docker.from_env(timeout=30)
+        if Retry is not None:
+            # Go's http.Transport (the upstream Docker client's) sends a GET again on a new connection when a kept-alive
+            # one turns out closed before any answer; urllib3 with the SDK's default (no retry) raises instead.
+            for adapter in client.api.adapters.values():
+                adapter.max_retries = Retry(
+                    total=1,
+                    connect=1,
+                    read=1,
+                    status=0,
+                    redirect=0,
+                    allowed_methods=GO_REPLAYABLE,
+                    raise_on_status=False,
+                )
         version = client.version()
     except docker.errors.DockerException as exc:
         doublelib.fatal(COMPONENT, f"Error with Docker server: {exc}")

@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Upstream behaviours the doubles were corrected to (issue 12): start-up exits, no retries, provider proxy."""
 
+import http.server
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 
 import faas_swarm
 import pytest
+import requests
 from doubles_harness import DOUBLES, PASSWORD, USER, FunctionHandler, Process, request, serve
 
 AUTH = (USER, PASSWORD)
@@ -168,3 +172,66 @@ def test_nats_restart_forces_clients_to_connect_again(tmp_path):
         assert request(base + "/ping", "POST", headers={"X-Client-Id": "other"}).status == 404
     finally:
         nats.stop()
+
+
+class _Engine(http.server.BaseHTTPRequestHandler):
+    """A Docker engine on a unix socket that ends a kept-alive connection instead of answering the first services list,
+    as an engine (or a proxy in front of it) that restarted or timed the connection out would."""
+
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def log_message(self, *args):
+        return
+
+    def address_string(self):
+        return "engine"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.seen.append(self.path)
+        if self.path.endswith("/services") and self.seen.count(self.path) == 1:
+            self.close_connection = True
+            return
+        data = json.dumps({"ApiVersion": "1.41", "Version": "20.10"} if "version" in self.path else []).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def test_provider_asks_the_engine_again_on_a_closed_kept_alive_connection(tmp_path, monkeypatch):
+    # The upstream client is Go's: http.Transport replays a GET whose reused connection closed before any answer.
+    _Engine.seen = []
+    path = str(tmp_path / "engine.sock")
+    server = _UnixServer(path, _Engine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    try:
+        client = faas_swarm.connect_docker()
+        assert client.api.services() == []
+        assert _Engine.seen[-2:] == ["/v1.41/services"] * 2  # ended once, asked again on a new connection
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _BrokenSwarm:
+    def get(self, name):
+        raise requests.exceptions.ConnectionError(f"Connection aborted while reading {name}")
+
+
+def test_provider_answers_500_with_the_error_when_the_engine_call_breaks():
+    # replica_reader.go:28-33: a failed Docker call is a 500 with the error's text, never a dropped connection
+    handler = type("Handler", (faas_swarm.ProviderHandler,), {"swarm": _BrokenSwarm(), "proxy_timeout": 2.0})
+    provider = serve(handler)
+    try:
+        resp = request(f"http://127.0.0.1:{provider.server_address[1]}/system/function/resize", "GET")
+        assert (resp.status, resp.body) == (500, b"Connection aborted while reading resize")
+    finally:
+        provider.shutdown()
+        provider.server_close()

@@ -5,6 +5,7 @@ Real sockets throughout: a DNS server on 127.0.0.1 speaking the wire format, a f
 gate's HTTP server, and (as root) a network namespace made with unshare(1) that the gate enters with setns(2).
 """
 
+import http.client
 import json
 import os
 import shutil
@@ -282,6 +283,66 @@ def test_gate_answers_502_when_no_provider_answers(ep):
         assert lines[0].startswith("gate: GET /system/functions: no faas-swarm replica answered")
     finally:
         gate.stop()
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """A faas-swarm replica per answer: the scripted faults first (drop the connection, answer 500), then 200."""
+
+    protocol_version = "HTTP/1.1"
+    faults = []
+    seen = []
+
+    def log_message(self, *args):
+        return
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.seen.append((self.command, self.rfile.read(length) if length else b""))
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        status, data = (500, b"engine error\n") if fault == "500" else (200, function_json(1))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = handle_any
+
+
+@pytest.fixture
+def flaky():
+    Flaky.faults, Flaky.seen = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_provider_asks_the_next_replica_when_one_fails_a_read(ep, flaky):
+    three = ep.Provider(f"http://faas-swarm:{flaky.server_address[1]}/", lookup=lambda name: ["127.0.0.1"] * 3)
+    Flaky.faults = ["drop", "500"]
+    status, _headers, data = three.call("GET", "/system/function/resize", {}, None)
+    assert status == 200 and json.loads(data)["availableReplicas"] == 1 and len(Flaky.seen) == 3
+    Flaky.faults, Flaky.seen = ["500", "500", "500"], []
+    assert three.call("GET", "/system/function/resize", {}, None)[0] == 500  # every replica failed: the last answer
+    one = ep.Provider(f"http://faas-swarm:{flaky.server_address[1]}/", lookup=lambda name: ["127.0.0.1"])
+    Flaky.faults = ["drop"]
+    with pytest.raises(OSError, match="no faas-swarm replica answered: 127.0.0.1: RemoteDisconnected"):
+        one.call("GET", "/system/function/resize", {}, None)
+
+
+def test_provider_sends_a_write_once(ep, flaky):
+    three = ep.Provider(f"http://faas-swarm:{flaky.server_address[1]}/", lookup=lambda name: ["127.0.0.1"] * 3)
+    Flaky.faults = ["500"]
+    assert three.call("POST", "/system/scale-function/resize", {}, b'{"replicas": 1}')[0] == 500
+    Flaky.faults = ["drop"]
+    with pytest.raises(http.client.RemoteDisconnected):
+        three.call("POST", "/system/scale-function/resize", {}, b'{"replicas": 1}')
+    assert len(Flaky.seen) == 2
 
 
 class Containers:

@@ -258,3 +258,26 @@ def test_gateway_nginx_alone_renders_the_chain_of_openfaas_timeout(run_play, tmp
     assert "proxy_read_timeout 70s;" not in conf
     margin = _render(run_play, tmp_path, {"openfaas_timeout": 300, "openfaas_timeout_margin": 10})
     assert "proxy_read_timeout 320s;" in margin
+
+
+def test_other_managers_gateways_are_backup_upstreams(run_play, tmp_path):
+    managers = {"stdout_lines": ["self 10.0.0.1", "10.0.0.1:2377", "10.0.0.2:2377", "[fd00::3]:2377", ""]}
+    conf = _render(run_play, tmp_path, {"__gateway_nginx_managers": managers, "openfaas_gateway_port": 8081})
+    upstream = re.search(r"upstream onmetal_gateway \{[^}]*\}", conf).group(0)
+    servers = [line.strip() for line in upstream.splitlines() if line.strip().startswith("server ")]
+    assert servers == [
+        "server 127.0.0.1:8080 max_fails=3 fail_timeout=10s;",
+        "server 10.0.0.2:8081 max_fails=3 fail_timeout=10s backup;",
+        "server [fd00::3]:8081 max_fails=3 fail_timeout=10s backup;",
+    ]
+    listed = _render(
+        run_play,
+        tmp_path,
+        {"__gateway_nginx_managers": managers, "gateway_nginx_upstreams": ["127.0.0.1:8080", "10.0.0.2:8080"]},
+    )
+    assert "server 10.0.0.2:8080 max_fails=3 fail_timeout=10s;" in listed  # already an upstream: not twice
+    assert "10.0.0.2:8080 max_fails=3 fail_timeout=10s backup" not in listed
+    off = _render(run_play, tmp_path, {"__gateway_nginx_managers": managers, "gateway_nginx_peer_fallback": False})
+    assert " backup;" not in off
+    alone = _render(run_play, tmp_path)  # no swarm (the discovery found nothing): no backup
+    assert " backup;" not in alone

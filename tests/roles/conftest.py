@@ -53,3 +53,40 @@ def run_play(tmp_path):
         return proc.returncode, proc.stdout + proc.stderr
 
     return _run
+
+
+LOCAL_INVENTORY = """
+all:
+  hosts:
+    node:
+      ansible_connection: local
+"""
+
+
+@pytest.fixture
+def render_role_template(run_play, tmp_path):
+    """Render one of a role's templates as the role renders it (its defaults and vars, plus ``extra_vars``) to
+    ``dest`` (default: a file under tmp_path named after the template); returns the path."""
+
+    def _render(role, template, extra_vars=None, dest=None):
+        role_dir = os.path.join(ROOT, "roles", role)
+        dest = dest or tmp_path / template.removesuffix(".j2")
+        play = f"""
+- name: Render {template} with the role's defaults and vars
+  hosts: all
+  gather_facts: false
+  vars_files:
+    - {role_dir}/defaults/main.yml
+    - {role_dir}/vars/main.yml
+  tasks:
+    - name: Render
+      ansible.builtin.template:
+        src: {role_dir}/templates/{template}
+        dest: {dest}
+        mode: "0644"
+"""
+        rc, out = run_play(LOCAL_INVENTORY, play, extra_vars)
+        assert rc == 0, out
+        return dest
+
+    return _render

@@ -170,29 +170,12 @@ def test_old_tls_version_is_refused_by_the_argument_spec(run_play):
     assert "TLSv1.1" in out and "gateway_nginx_tls_protocols" in out
 
 
-def _render(run_play, tmp_path, extra_vars=None):
-    dest = tmp_path / "nginx.conf"
-    play = f"""
-- name: Render the template with the role's defaults
-  hosts: all
-  gather_facts: false
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-  tasks:
-    - name: Render
-      ansible.builtin.template:
-        src: {ROLE}/templates/nginx.conf.j2
-        dest: {dest}
-        mode: "0644"
-"""
-    rc, out = run_play(INVENTORY, play, extra_vars)
-    assert rc == 0, out
-    return dest.read_text()
+def _render(render_role_template, extra_vars=None):
+    return render_role_template("gateway_nginx", "nginx.conf.j2", extra_vars).read_text()
 
 
-def test_defaults_render_the_design_values(run_play, tmp_path):
-    conf = _render(run_play, tmp_path)
+def test_defaults_render_the_design_values(render_role_template):
+    conf = _render(render_role_template)
     for line in [
         "keepalive_timeout 65s;",
         "keepalive_requests 100000;",
@@ -217,10 +200,9 @@ def test_defaults_render_the_design_values(run_play, tmp_path):
     assert "deny all;" in admin_block and "limit_req zone=onmetal_admin" in admin_block
 
 
-def test_no_keepalive_and_plain_http(run_play, tmp_path):
+def test_no_keepalive_and_plain_http(render_role_template):
     conf = _render(
-        run_play,
-        tmp_path,
+        render_role_template,
         {"gateway_nginx_upstream_keepalive": 0, "gateway_nginx_tls_enabled": False, "gateway_nginx_http_port": 8000},
     )
     assert "proxy_http_version" not in conf
@@ -230,10 +212,9 @@ def test_no_keepalive_and_plain_http(run_play, tmp_path):
     assert "listen *:8000 default_server;" in conf
 
 
-def test_function_rate_limit_and_timeout_chain(run_play, tmp_path):
+def test_function_rate_limit_and_timeout_chain(render_role_template):
     conf = _render(
-        run_play,
-        tmp_path,
+        render_role_template,
         {
             "gateway_nginx_rate_limit_functions": True,
             "openfaas_timeout": 300,
@@ -248,21 +229,21 @@ def test_function_rate_limit_and_timeout_chain(run_play, tmp_path):
     assert "return 301 https://$host:8443$request_uri;" in conf
 
 
-def test_gateway_nginx_alone_renders_the_chain_of_openfaas_timeout(run_play, tmp_path):
+def test_gateway_nginx_alone_renders_the_chain_of_openfaas_timeout(render_role_template):
     """Issue 15 item 2: the layer alone (--tags gateway_nginx, no openfaas role, no published fact) renders nginx's
     link of the chain for openfaas_timeout 300 (310 s), not the 70 s of the default chain."""
-    conf = _render(run_play, tmp_path, {"openfaas_timeout": 300})
+    conf = _render(render_role_template, {"openfaas_timeout": 300})
     for block in (re.search(r"location /function/ \{[^}]*\}", conf).group(0), conf):
         assert "proxy_read_timeout 310s;" in block
         assert "proxy_send_timeout 310s;" in block
     assert "proxy_read_timeout 70s;" not in conf
-    margin = _render(run_play, tmp_path, {"openfaas_timeout": 300, "openfaas_timeout_margin": 10})
+    margin = _render(render_role_template, {"openfaas_timeout": 300, "openfaas_timeout_margin": 10})
     assert "proxy_read_timeout 320s;" in margin
 
 
-def test_other_managers_gateways_are_backup_upstreams(run_play, tmp_path):
+def test_other_managers_gateways_are_backup_upstreams(render_role_template):
     managers = {"stdout_lines": ["self 10.0.0.1", "10.0.0.1:2377", "10.0.0.2:2377", "[fd00::3]:2377", ""]}
-    conf = _render(run_play, tmp_path, {"__gateway_nginx_managers": managers, "openfaas_gateway_port": 8081})
+    conf = _render(render_role_template, {"__gateway_nginx_managers": managers, "openfaas_gateway_port": 8081})
     upstream = re.search(r"upstream onmetal_gateway \{[^}]*\}", conf).group(0)
     servers = [line.strip() for line in upstream.splitlines() if line.strip().startswith("server ")]
     assert servers == [
@@ -271,13 +252,12 @@ def test_other_managers_gateways_are_backup_upstreams(run_play, tmp_path):
         "server [fd00::3]:8081 max_fails=3 fail_timeout=10s backup;",
     ]
     listed = _render(
-        run_play,
-        tmp_path,
+        render_role_template,
         {"__gateway_nginx_managers": managers, "gateway_nginx_upstreams": ["127.0.0.1:8080", "10.0.0.2:8080"]},
     )
     assert "server 10.0.0.2:8080 max_fails=3 fail_timeout=10s;" in listed  # already an upstream: not twice
     assert "10.0.0.2:8080 max_fails=3 fail_timeout=10s backup" not in listed
-    off = _render(run_play, tmp_path, {"__gateway_nginx_managers": managers, "gateway_nginx_peer_fallback": False})
+    off = _render(render_role_template, {"__gateway_nginx_managers": managers, "gateway_nginx_peer_fallback": False})
     assert " backup;" not in off
-    alone = _render(run_play, tmp_path)  # no swarm (the discovery found nothing): no backup
+    alone = _render(render_role_template)  # no swarm (the discovery found nothing): no backup
     assert " backup;" not in alone

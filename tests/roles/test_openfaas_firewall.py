@@ -15,7 +15,6 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLE = os.path.join(ROOT, "roles", "openfaas")
 COMMENT = "onmetal.faas openfaas gateway is reached through nginx only"
 
 pytestmark = pytest.mark.skipif(
@@ -24,40 +23,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-INVENTORY = """
-all:
-  hosts:
-    node:
-      ansible_connection: local
-"""
-
-
 @pytest.fixture
-def render(run_play):
-    """Render the script as the role does: its defaults and vars, the managers as `docker node inspect` lists them."""
+def render(render_role_template):
+    """The script as the role renders it, with the managers as `docker node inspect` lists them."""
 
     def _render(path, managers):
-        play = f"""
-- name: Render the firewall script with the role's defaults and vars
-  hosts: all
-  gather_facts: false
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-  tasks:
-    - name: Render
-      ansible.builtin.template:
-        src: {ROLE}/templates/gateway-firewall.sh.j2
-        dest: {path}
-        mode: "0755"
-"""
         extra = {
             "openfaas_public_interface": "eth-pub",
             "__openfaas_fw_managers": {"stdout_lines": [f"{addr}:2377" for addr in managers]},
         }
-        rc, out = run_play(INVENTORY, play, extra)
-        assert rc == 0, out
-        return str(path)
+        return str(render_role_template("openfaas", "gateway-firewall.sh.j2", extra, dest=path))
 
     return _render
 

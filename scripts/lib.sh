@@ -16,6 +16,9 @@ ENGINE_PACKAGES=(docker.io iptables)
 ENGINE_PROVIDERS=(docker-ce moby-engine docker.io)
 # QEMU for the KVM scenario's VM: only `make test` (scripts/test.sh) runs it, not the lab.
 VM_PACKAGES=(qemu-system-x86 qemu-utils)
+# Test-only too: a real nginx for tests/roles/test_gateway_nginx_hook.py (the test starts and stops its own on
+# loopback; Debian's package does not start nginx on a machine without an init).
+TEST_PACKAGES=(nginx)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -60,7 +63,7 @@ engine_state() {
 # the argument "vm" (the KVM scenario). Packages already installed are left out.
 host_packages() {
   local want=("${BASE_PACKAGES[@]}") p
-  [ "${1:-}" = vm ] && want+=("${VM_PACKAGES[@]}")
+  [ "${1:-}" = vm ] && want+=("${VM_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
   [ "$(engine_state)" = none ] && want+=("${ENGINE_PACKAGES[@]}")
   for p in "${want[@]}"; do
     pkg_installed "$p" || echo "$p"

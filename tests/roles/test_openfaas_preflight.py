@@ -75,3 +75,33 @@ def test_consistent_chain_passes_preflight(run_play, tmp_path, monkeypatch):
     rc, out = run_play(INVENTORY, PREFLIGHT_ONLY, {"openfaas_timeout": "90s"})
     assert rc == 0, out
     assert "Check that the timeout chain holds" in out
+
+
+def _docker_without_leader(tmp_path, monkeypatch, stderr):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "docker"
+    fake.write_text(
+        f"#!/bin/sh\ncase \"$1\" in\n  node) echo '{stderr}' >&2; exit 1 ;;\n  *) echo '1.12 1.41 20.10.24' ;;\nesac\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_swarm_without_leader_stops_the_role_with_the_quorum_message(run_play, tmp_path, monkeypatch):
+    # Before, the queue's placement (docker node ls --filter node.label=...) failed first with the engine's raw error,
+    # and the quorum_lost drill did not find the quorum message.
+    no_leader = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader."
+    _docker_without_leader(tmp_path, monkeypatch, no_leader)
+    rc, out = run_play(INVENTORY, PREFLIGHT_ONLY)
+    text = _flat(out)
+    assert rc != 0
+    assert f"Swarm quorum lost: m1 answered {no_leader} The swarm has no leader" in text
+    assert "(nothing was changed)" in text and "start the missing managers" in text
+
+
+def test_another_node_ls_error_is_not_a_quorum_loss(run_play, tmp_path, monkeypatch):
+    _docker_without_leader(tmp_path, monkeypatch, "Error response from daemon: This node is not a swarm manager.")
+    rc, out = run_play(INVENTORY, PREFLIGHT_ONLY)
+    assert rc == 0, out
+    assert "Swarm quorum lost" not in out

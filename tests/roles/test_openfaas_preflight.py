@@ -77,12 +77,23 @@ def test_consistent_chain_passes_preflight(run_play, tmp_path, monkeypatch):
     assert "Check that the timeout chain holds" in out
 
 
+SWARM = (
+    '{"LocalNodeState": "active", "Managers": 0, "RemoteManagers": [{"NodeID": "a", "Addr": "10.0.0.2:2377"}, '
+    '{"NodeID": "b", "Addr": "10.0.0.1:2377"}, {"NodeID": "c", "Addr": "10.0.0.3:2377"}]}'
+)
+
+
 def _docker_without_leader(tmp_path, monkeypatch, stderr):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "docker"
     fake.write_text(
-        f"#!/bin/sh\ncase \"$1\" in\n  node) echo '{stderr}' >&2; exit 1 ;;\n  *) echo '1.12 1.41 20.10.24' ;;\nesac\n"
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        f"  node) echo '{stderr}' >&2; exit 1 ;;\n"
+        f"  info) echo '{SWARM}' ;;\n"
+        "  *) echo '1.12 1.41 20.10.24' ;;\n"
+        "esac\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
@@ -97,7 +108,9 @@ def test_a_swarm_without_leader_stops_the_role_with_the_quorum_message(run_play,
     text = _flat(out)
     assert rc != 0
     assert f"Swarm quorum lost: m1 answered {no_leader} The swarm has no leader" in text
-    assert "(nothing was changed)" in text and "start the missing managers" in text
+    assert "(nothing was changed)" in text and "start the managers that are down" in text
+    assert "The swarm has 3 manager(s) (10.0.0.1:2377, 10.0.0.2:2377, 10.0.0.3:2377) and needs 2 ((N/2)+1)" in text
+    assert "'docker swarm init --force-new-cluster --advertise-addr <its address>'" in text
 
 
 def test_another_node_ls_error_is_not_a_quorum_loss(run_play, tmp_path, monkeypatch):

@@ -97,7 +97,7 @@ def hook(rig, phase):
 
 
 def test_before_restart_moves_calls_to_the_peers_after_the_local_calls_finished(rig):
-    assert {call(rig) for _ in range(5)} == {"local"}
+    assert {call(rig) for _call in range(5)} == {"local"}
     slow = {}
     thread = threading.Thread(target=lambda: slow.update(answer=call(rig, "/function/slow")))
     thread.start()
@@ -111,14 +111,14 @@ def test_before_restart_moves_calls_to_the_peers_after_the_local_calls_finished(
     assert slow == {"answer": "local"}  # the call the local gateway held was answered, not cut
     assert took >= 1.0  # the hook waited for the old worker that held it
     assert " down; # onmetal:local-gateway" in rig["conf"].read_text()
-    assert {call(rig) for _ in range(5)} == {"peer"}
+    assert {call(rig) for _call in range(5)} == {"peer"}
     again = hook(rig, "before-restart")
     assert again.returncode == 0 and "already as wanted" in again.stdout
     back = hook(rig, "after-restart")
     assert back.returncode == 0 and "back in use" in back.stdout
     assert " down;" not in rig["conf"].read_text()
     time.sleep(0.5)
-    assert {call(rig) for _ in range(5)} == {"local"}
+    assert {call(rig) for _call in range(5)} == {"local"}
 
 
 def test_a_configuration_nginx_refuses_is_put_back_and_nginx_keeps_serving(rig):

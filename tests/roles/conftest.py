@@ -90,3 +90,18 @@ def render_role_template(run_play, tmp_path):
         return dest
 
     return _render
+
+
+@pytest.fixture
+def docker_on_path(tmp_path, monkeypatch):
+    """Put a fake ``docker`` (the shell script ``text``) first on PATH for the plays the test runs."""
+
+    def _install(text):
+        bindir = tmp_path / "bin"
+        bindir.mkdir(exist_ok=True)
+        fake = bindir / "docker"
+        fake.write_text(text)
+        fake.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+
+    return _install

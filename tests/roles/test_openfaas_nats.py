@@ -9,7 +9,6 @@ import importlib
 import json
 import os
 import re
-import stat
 import sys
 
 import pytest
@@ -100,11 +99,8 @@ def test_memory_store_is_upstreams_layout(run_play):
     assert "placement" not in nats["deploy"]
 
 
-def _fake_docker(tmp_path, monkeypatch, labelled, node_id):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "docker"
-    fake.write_text(
+def _fake_docker(docker_on_path, labelled, node_id):
+    docker_on_path(
         "#!/bin/sh\n"
         'case "$1 $2" in\n'
         f"  'node ls') printf '%s' '{labelled}' ;;\n"
@@ -112,8 +108,6 @@ def _fake_docker(tmp_path, monkeypatch, labelled, node_id):
         '  *) echo "unexpected docker $*" >&2; exit 1 ;;\n'
         "esac\n"
     )
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
 
 
 @pytest.mark.parametrize(
@@ -124,15 +118,15 @@ def _fake_docker(tmp_path, monkeypatch, labelled, node_id):
         ({"openfaas_nats_max_msgs": -1}, "openfaas_nats_max_msgs=-1 and"),
     ],
 )
-def test_bad_queue_settings_are_refused(run_play, tmp_path, monkeypatch, extra, named):
-    _fake_docker(tmp_path, monkeypatch, "", "node-m1")
+def test_bad_queue_settings_are_refused(run_play, docker_on_path, extra, named):
+    _fake_docker(docker_on_path, "", "node-m1")
     rc, out = run_play(INVENTORY, NATS_ONLY, extra)
     assert rc != 0
     assert named in _flat(out)
 
 
-def test_moving_the_queue_is_refused_without_move_ok(run_play, tmp_path, monkeypatch):
-    _fake_docker(tmp_path, monkeypatch, "node-old\n", "node-m1")
+def test_moving_the_queue_is_refused_without_move_ok(run_play, docker_on_path):
+    _fake_docker(docker_on_path, "node-old\n", "node-m1")
     rc, out = run_play(INVENTORY, NATS_ONLY)
     text = _flat(out)
     assert rc != 0

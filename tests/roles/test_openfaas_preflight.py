@@ -6,9 +6,7 @@ role with a local connection: it stops there. The passing test runs only the rol
 ``docker`` first on PATH that answers ``docker version`` like a Docker 20.10 engine does.
 """
 
-import os
 import re
-import stat
 
 OPENFAAS_PLAY = """
 - name: OpenFaaS preflight
@@ -65,13 +63,8 @@ def test_exec_longer_than_upstream_is_refused(run_play):
     assert "raise gateway_upstream_timeout to at least 120s" in text
 
 
-def test_consistent_chain_passes_preflight(run_play, tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "docker"
-    fake.write_text("#!/bin/sh\necho '1.12 1.41 20.10.24'\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+def test_consistent_chain_passes_preflight(run_play, docker_on_path):
+    docker_on_path("#!/bin/sh\necho '1.12 1.41 20.10.24'\n")
     rc, out = run_play(INVENTORY, PREFLIGHT_ONLY, {"openfaas_timeout": "90s"})
     assert rc == 0, out
     assert "Check that the timeout chain holds" in out
@@ -83,11 +76,8 @@ SWARM = (
 )
 
 
-def _docker_without_leader(tmp_path, monkeypatch, stderr):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "docker"
-    fake.write_text(
+def _docker_without_leader(docker_on_path, stderr):
+    docker_on_path(
         "#!/bin/sh\n"
         'case "$1" in\n'
         f"  node) echo '{stderr}' >&2; exit 1 ;;\n"
@@ -95,15 +85,13 @@ def _docker_without_leader(tmp_path, monkeypatch, stderr):
         "  *) echo '1.12 1.41 20.10.24' ;;\n"
         "esac\n"
     )
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_a_swarm_without_leader_stops_the_role_with_the_quorum_message(run_play, tmp_path, monkeypatch):
+def test_a_swarm_without_leader_stops_the_role_with_the_quorum_message(run_play, docker_on_path):
     # Before, the queue's placement (docker node ls --filter node.label=...) failed first with the engine's raw error,
     # and the quorum_lost drill did not find the quorum message.
     no_leader = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader."
-    _docker_without_leader(tmp_path, monkeypatch, no_leader)
+    _docker_without_leader(docker_on_path, no_leader)
     rc, out = run_play(INVENTORY, PREFLIGHT_ONLY)
     text = _flat(out)
     assert rc != 0
@@ -113,8 +101,8 @@ def test_a_swarm_without_leader_stops_the_role_with_the_quorum_message(run_play,
     assert "'docker swarm init --force-new-cluster --advertise-addr <its address>'" in text
 
 
-def test_another_node_ls_error_is_not_a_quorum_loss(run_play, tmp_path, monkeypatch):
-    _docker_without_leader(tmp_path, monkeypatch, "Error response from daemon: This node is not a swarm manager.")
+def test_another_node_ls_error_is_not_a_quorum_loss(run_play, docker_on_path):
+    _docker_without_leader(docker_on_path, "Error response from daemon: This node is not a swarm manager.")
     rc, out = run_play(INVENTORY, PREFLIGHT_ONLY)
     assert rc == 0, out
     assert "Swarm quorum lost" not in out

@@ -8,9 +8,7 @@ the way unreachable hosts do.
 """
 
 import json
-import os
 import re
-import stat
 
 import pytest
 
@@ -49,7 +47,7 @@ def _flat(output):
 
 
 @pytest.fixture
-def fake_docker(tmp_path, monkeypatch):
+def fake_docker(docker_on_path):
     """Install a fake docker: ``info`` prints the swarm state, ``node ls`` prints ``stderr`` and exits ``rc``."""
 
     def _install(managers_reported, node_ls_rc, node_ls_stderr=""):
@@ -60,10 +58,7 @@ def fake_docker(tmp_path, monkeypatch):
             "Managers": managers_reported,
             "Cluster": {"ID": "cluster1"},
         }
-        bindir = tmp_path / "bin"
-        bindir.mkdir(exist_ok=True)
-        fake = bindir / "docker"
-        fake.write_text(
+        docker_on_path(
             "#!/bin/sh\n"
             'case "$1" in\n'
             f"  info) echo '{json.dumps(state)}' ;;\n"
@@ -71,8 +66,6 @@ def fake_docker(tmp_path, monkeypatch):
             '  *) echo "fake docker: unexpected $*" >&2; exit 99 ;;\n'
             "esac\n"
         )
-        fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
 
     return _install
 

@@ -247,7 +247,7 @@ def test_other_managers_gateways_are_backup_upstreams(render_role_template):
     upstream = re.search(r"upstream onmetal_gateway \{[^}]*\}", conf).group(0)
     servers = [line.strip() for line in upstream.splitlines() if line.strip().startswith("server ")]
     assert servers == [
-        "server 127.0.0.1:8080 max_fails=3 fail_timeout=10s;",
+        "server 127.0.0.1:8080 max_fails=3 fail_timeout=10s; # onmetal:local-gateway",
         "server 10.0.0.2:8081 max_fails=3 fail_timeout=10s backup;",
         "server [fd00::3]:8081 max_fails=3 fail_timeout=10s backup;",
     ]

@@ -441,6 +441,7 @@ def test_arguments(ep):
         "service": "func_gateway",
         "provider": "",
         "proxy": "",
+        "wait_dns": None,
     }
     assert ep.parse_args(
         [
@@ -454,7 +455,14 @@ def test_arguments(ep):
             "/e",
             "/s",
         ]
-    ) == {"socket": "/s", "gate": 8081, "service": "f_gateway", "provider": "http://p:8080/", "proxy": "/e"}
+    ) == {
+        "socket": "/s",
+        "gate": 8081,
+        "service": "f_gateway",
+        "provider": "http://p:8080/",
+        "proxy": "/e",
+        "wait_dns": None,
+    }
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")

@@ -6,7 +6,7 @@
 #   tests/drills/run.sh                     every drill
 #   DRILLS=kill_task,security tests/drills/run.sh   some of them (manager_down, provider_down, kill_task,
 #                                           worker_restart, rolling_restart, quorum_lost, queue_node_down,
-#                                           queue_worker_kill, queue_nats_down, converge, security)
+#                                           queue_worker_kill, queue_nats_down, queue_full, converge, security)
 #   tests/drills/run.sh -e kill_bound=3     further arguments go to ansible-playbook (bounds, see drills.yml)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

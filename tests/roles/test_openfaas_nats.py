@@ -79,7 +79,7 @@ def test_file_store_on_a_volume_pinned_to_the_labelled_node(run_play):
     nats = compose["services"]["nats"]
     assert nats["command"] == [
         "--store", "file", "--cluster_id", "faas-cluster", "--max_msgs", "1000000",
-        "--max_bytes", "1073741824", "--max_age", "72h", "--dir", "/data",
+        "--max_bytes", "1073741824", "--max_age", "72h", "--http_port", "8222", "--dir", "/data",
     ]  # fmt: skip
     configs = {name: "x" for name in compose.get("configs", {})}
     spec = _build_desired()("func", compose, {"basic-auth-user": "a", "basic-auth-password": "b"}, configs, "dnsrr")
@@ -116,6 +116,7 @@ def _fake_docker(docker_on_path, labelled, node_id):
         ({"openfaas_nats_max_age": "3d"}, 'openfaas_nats_max_age="3d" must be a Go duration'),
         ({"openfaas_nats_node": "m9"}, 'openfaas_nats_node="m9" must be empty (the first manager) or one of'),
         ({"openfaas_nats_max_msgs": -1}, "openfaas_nats_max_msgs=-1 and"),
+        ({"openfaas_queue_admission_headroom": 60}, "openfaas_queue_admission_headroom=60 must be a percentage from 0"),
     ],
 )
 def test_bad_queue_settings_are_refused(run_play, docker_on_path, extra, named):

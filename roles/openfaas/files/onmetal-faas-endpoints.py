@@ -22,11 +22,17 @@ running, while the new task's DNS record reaches the other nodes by gossip a mom
 the function in that moment failed with 502 ("no such host"). Measured on the 3-manager rig: 2 of 5 first calls
 after scale to zero failed that way without the gate.
 
+With ``--queue-admission SOCKET`` it runs the queue admission instead (a service of its own, issue 16): nginx asks it
+on that unix socket, before it passes an async call to the gateway, whether NATS Streaming's channel has room for
+one more call without dropping an unprocessed one (see "the queue admission" below).
+
 Standard library only. Every manager runs it; two managers converting the same service race harmlessly (the
 engine refuses the older version, the loser re-reads and finds dnsrr). One line per action on stdout (journal).
 """
 
+import collections
 import ctypes
+import grp
 import http.client
 import http.server
 import json
@@ -34,6 +40,7 @@ import os
 import random
 import re
 import socket
+import socketserver
 import struct
 import sys
 import threading
@@ -567,25 +574,31 @@ def unresolved(names, lookup):
     return missing
 
 
-def unresolved_in(pid, names, enter=enter_netns, lookup=resolve):
-    """``unresolved(names)`` asked of Docker's DNS inside the network namespace of process ``pid``."""
+def in_netns(pid, work, enter=enter_netns, timeout=30, what="answer"):
+    """``work()`` run by a short-lived thread inside the network namespace of process ``pid`` (the caller's thread
+    stays where it is); its result, or its error raised here."""
     result = {}
 
-    def ask():
+    def run():
         try:
             enter(pid)
-            result["missing"] = unresolved(names, lookup)
-        except OSError as exc:
+            result["value"] = work()
+        except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException) as exc:
             result["error"] = exc
 
-    thread = threading.Thread(target=ask, name=f"dns-{pid}", daemon=True)
+    thread = threading.Thread(target=run, name=f"netns-{pid}", daemon=True)
     thread.start()
-    thread.join(30)
+    thread.join(timeout)
     if "error" in result:
         raise result["error"]
-    if "missing" not in result:
-        raise OSError(f"no DNS answer inside the network namespace of pid {pid} within 30 s")
-    return result["missing"]
+    if "value" not in result:
+        raise OSError(f"no {what} inside the network namespace of pid {pid} within {timeout} s")
+    return result["value"]
+
+
+def unresolved_in(pid, names, enter=enter_netns, lookup=resolve):
+    """``unresolved(names)`` asked of Docker's DNS inside the network namespace of process ``pid``."""
+    return in_netns(pid, lambda: unresolved(names, lookup), enter, 30, "DNS answer")
 
 
 class RestartWait:
@@ -836,9 +849,441 @@ class EngineProxy:
         return _copy_body(u_in, c_out, _headers(reply), until_close=True)
 
 
+# -- the queue admission (issue 16) ------------------------------------------------------------------------------
+# Run as its own service (--queue-admission SOCKET, onmetal-faas-queue-admission.service) on every manager, next to
+# nginx. NATS Streaming 0.17.0 keeps a channel under --max_msgs/--max_bytes by dropping its OLDEST messages, processed
+# or not (nss/stores/filestore.go:2951-2977), while the gateway has already answered 202: a backlog above the limits
+# loses accepted calls without a word. nginx asks this service before it passes an /async-function/ call on
+# (auth_request): 204 admits it, 403 refuses it and nginx answers 507 with the JSON this service puts in
+# X-Onmetal-Queue-Full. Every verdict comes from a snapshot of NATS Streaming's monitoring endpoint (--http_port on
+# the overlay network, asked from inside the local gateway task's network namespace) taken once a second, so nginx
+# never waits on NATS. Any doubt admits (fail open): without a fresh snapshot the call passes, as it did before this
+# service existed; the gateway itself answers 500 while NATS is down. "nss/" = nats-io/nats-streaming-server v0.17.0.
+QUEUE_LABEL = "com.openfaas.annotations.com.openfaas.queue"  # faas-swarm 0.9.0 handlers/deploy.go:28,367
+ASYNC_CALL = re.compile(r"^/async-function/([-a-zA-Z_0-9.]+)(?:/|$)")  # gateway 0.18.18 main.go:24,233-235
+STOREZ = "/streaming/storez"  # nss/server/monitor.go:33-38,271-287
+CHANNELSZ = "/streaming/channelsz?subs=1"  # every channel with its subscriptions: monitor.go:448-495,511-528
+FULL_HEADER = "X-Onmetal-Queue-Full"
+# Bytes NATS Streaming stores for one async call besides its body: the gateway's JSON envelope (headers, path, query,
+# callback URL: about 600 B, docs/async-worker.md "Measured") and the store's record and index (about 80 B).
+MESSAGE_OVERHEAD = 680
+POLL_INTERVAL = 1.0
+STALE_AFTER = 5.0  # seconds after which a snapshot is too old to refuse anything
+IN_TRANSIT = 1.0  # seconds an admitted call may take to reach NATS: it may be missing from a snapshot taken meanwhile
+REFRESH = 10.0  # seconds between two looks at the engine (the gateway container, the functions' queues)
+
+
+def async_function(uri):
+    """The function an ``/async-function/<name>[/...][?...]`` URI calls, without its ``.<namespace>`` suffix
+    (gateway 0.18.18 handlers/queue_proxy.go:108-117, getNameParts); None for any other URI."""
+    match = ASYNC_CALL.match(uri.split("?", 1)[0])
+    if not match:
+        return None
+    name = match.group(1)
+    index = name.rfind(".")
+    return name[:index] if index > 0 else name
+
+
+def function_queues(services):
+    """{function: channel} for the function services (``GET /services``) with a ``com.openfaas.queue`` annotation:
+    the gateway publishes their calls there instead of its default channel (gateway 0.18.18
+    handlers/queue_proxy.go:20,45-61,93-106 and vendored nats-queue-worker handler/nats_queue.go:47-52); faas-swarm
+    0.9.0 keeps annotations as service labels with the prefix com.openfaas.annotations. (handlers/deploy.go:28,367)."""
+    queues = {}
+    for service in services:
+        spec = service.get("Spec") or {}
+        labels = spec.get("Labels") or {}
+        if FUNCTION_LABEL in labels and labels.get(QUEUE_LABEL):
+            queues[spec.get("Name", "")] = labels[QUEUE_LABEL]
+    return queues
+
+
+def channel_limits(storez, channel):
+    """(max_msgs, max_bytes) NATS Streaming enforces on ``channel``, 0 = no limit, from ``/streaming/storez``: the
+    global limits, or the channel's own where it has them (> 0 replaces, < 0 lifts, 0 inherits: nss/stores/
+    store.go:44-78)."""
+    limits = storez.get("limits") or {}
+    own = (limits.get("channels") or {}).get(channel) or {}
+    found = []
+    for key in ("max_msgs", "max_bytes"):
+        value = int(limits.get(key) or 0)
+        mine = int(own.get(key) or 0)
+        found.append(0 if mine < 0 else mine or max(0, value))
+    return tuple(found)
+
+
+def channel_backlog(channel):
+    """(calls not processed yet, their estimated bytes, queue group, members connected) of one Channelz of
+    ``/streaming/channelsz?subs=1`` (nss/server/monitor.go:110-134).
+
+    A queue group's members each report the last sequence sent to them and their unacknowledged messages
+    (``last_sent``, ``pending_count`` = len(acksPending): monitor.go:411-433, server.go:4030-4033); the group has
+    delivered everything up to the highest ``last_sent`` of its members (server.go:999-1001,3398-3400), and a member
+    that leaves hands its unacknowledged messages to the others (server.go:1150-1225). When every member of a durable
+    queue group is gone (the queue-worker stopped: exactly when a backlog builds), the group is listed once more as
+    its offline "shadow" (``is_offline``, the last ``client_id``) with the group's ``last_sent`` and the messages it
+    still owes (monitor.go:396-407, server.go:1137-1148,1215-1225). So a group's backlog is every stored message after
+    its ``last_sent`` plus its members' ``pending_count``; the channel's is the largest of its queue groups', or every
+    stored message when no queue group exists yet (the queue-worker subscribes with DeliverAllAvailable: queue-worker
+    0.11.2 types.go:75-80). Plain subscriptions are not queue-workers and are not counted. Bytes are estimated from
+    the channel's average message: monitoring gives only the channel's total."""
+    msgs = max(0, int(channel.get("msgs") or 0))
+    first, last = int(channel.get("first_seq") or 0), int(channel.get("last_seq") or 0)
+    groups = {}
+    for sub in channel.get("subscriptions") or []:
+        name = sub.get("queue_name")
+        if not name:
+            continue
+        group = groups.setdefault(name, {"last_sent": 0, "pending": 0, "online": 0})
+        group["last_sent"] = max(group["last_sent"], int(sub.get("last_sent") or 0))
+        group["pending"] += max(0, int(sub.get("pending_count") or 0))
+        group["online"] += 0 if sub.get("is_offline") else 1
+    backlog, worst, online = msgs, None, 0
+    for name in sorted(groups):
+        group = groups[name]
+        unsent = max(0, last - max(group["last_sent"], first - 1))
+        count = min(msgs, unsent + group["pending"])
+        if worst is None or count > backlog:
+            backlog, worst, online = count, name, group["online"]
+    nbytes = int(channel.get("bytes") or 0) * backlog // msgs if msgs else 0
+    return backlog, nbytes, worst, online
+
+
+def message_size(content_length):
+    """Bytes NATS Streaming will store for one async call whose body has ``content_length`` bytes (unknown for a
+    chunked body: counted as empty). The gateway publishes its queue.Request as JSON (handlers/queue_proxy.go:51-67,
+    nats_queue.go:38), and Go's encoding/json writes the body ([]byte) as base64: 4 bytes for every 3."""
+    try:
+        length = max(0, int(content_length or 0))
+    except ValueError:
+        length = 0
+    return 4 * ((length + 2) // 3) + MESSAGE_OVERHEAD
+
+
+def headroom(limit, percent):
+    """The part of ``limit`` kept free (rounded up), for the calls other nginx instances admit between two polls."""
+    return 0 if limit <= 0 else -(-limit * percent // 100)
+
+
+def refusal(channel, backlog, limits, percent, recent=(0, 0), size=MESSAGE_OVERHEAD):
+    """None when one more call of ``size`` bytes fits in ``channel`` without pushing an unprocessed call out, else
+    what is full (a dict for ``full_body``).
+
+    ``backlog`` is (calls, bytes) not processed yet in the last snapshot, ``recent`` (calls, bytes) admitted here since
+    it, ``limits`` (max_msgs, max_bytes) with 0 for none. Calls are refused once the backlog would pass the limit minus
+    its headroom (``percent``)."""
+    calls, nbytes = backlog[0] + recent[0], backlog[1] + recent[1]
+    for key, used, adding, limit in (("max_msgs", calls, 1, limits[0]), ("max_bytes", nbytes, size, limits[1])):
+        if limit <= 0:
+            continue
+        room = limit - headroom(limit, percent)
+        if used + adding > room:
+            return {
+                "channel": channel,
+                "limit": key,
+                "backlog": backlog[0],
+                "backlog_bytes": backlog[1],
+                "admitted_since_poll": recent[0],
+                "max_msgs": limits[0],
+                "max_bytes": limits[1],
+                "headroom_percent": percent,
+                "admits_up_to": room,
+            }
+    return None
+
+
+def full_body(refused, worker_service="func_queue-worker", group=None, online=0):
+    """The JSON (ASCII, one line) nginx answers with its 507: what is full, by how much, and the fixes. ``group`` is
+    the channel's queue group (None: no queue-worker ever subscribed), ``online`` its members connected."""
+    setting = "openfaas_nats_" + refused["limit"]
+    if refused["limit"] == "max_msgs":
+        held = f"{refused['backlog']} calls that are not processed yet"
+        unit = "calls"
+    else:
+        held = (
+            f"about {refused['backlog_bytes']} bytes of calls that are not processed yet ({refused['backlog']} calls)"
+        )
+        unit = "bytes"
+    since = refused["admitted_since_poll"]
+    if group is None:
+        worker = (
+            f"give {refused['channel']} a queue-worker: none ever subscribed to it (the stack's {worker_service} "
+            "reads the gateway's default channel; a function's own com.openfaas.queue channel needs a queue-worker "
+            "with faas_nats_channel set to it)"
+        )
+    elif online == 0:
+        worker = (
+            f"start the queue-worker: no member of its queue group {group} is connected (docker service ps "
+            f"{worker_service})"
+        )
+    else:
+        worker = (
+            f"let the queue-worker catch up ({online} connected; docker service ps {worker_service}, more replicas "
+            "or openfaas_queue_max_inflight)"
+        )
+    message = (
+        f"The async queue is full: NATS Streaming channel {refused['channel']} holds {held}"
+        + (f", and {since} more were admitted in the last second" if since else "")
+        + f". This call was not queued: more than {refused['admits_up_to']} {unit} ({refused['limit']} "
+        f"{refused[refused['limit']]} minus the {refused['headroom_percent']}% headroom) would make NATS Streaming "
+        f"drop the oldest calls before they are processed. Retry later; to fix, {worker}, or raise {setting} and run "
+        "the openfaas role again."
+    )
+    return json.dumps({"error": "async queue full", **refused, "queue_group": group, "workers_connected": online,
+                       "message": message})  # fmt: skip
+
+
+def queue_snapshot(taken_at, storez, channelsz, queues, default_channel):
+    """What the verdicts need from one poll: the limits and backlog of every channel, the functions' own queues."""
+    channels = {}
+    for channel in channelsz.get("channels") or []:
+        name = channel.get("name") or ""
+        count, nbytes, group, online = channel_backlog(channel)
+        channels[name] = {
+            "backlog": (count, nbytes),
+            "group": group,
+            "online": online,
+            "limits": channel_limits(storez, name),
+        }
+    return {
+        "taken_at": taken_at,
+        "storez": storez,
+        "channels": channels,
+        "queues": dict(queues),
+        "default": default_channel,
+    }
+
+
+def is_fresh(taken_at, now, stale_after=STALE_AFTER):
+    return taken_at is not None and now - taken_at <= stale_after
+
+
+class Admission:
+    """The verdicts: the last snapshot, the calls admitted since it, and one log line per change of state."""
+
+    def __init__(self, percent, log, worker_service="func_queue-worker", clock=time.monotonic, stale_after=STALE_AFTER):
+        self.percent, self.log, self.worker_service = percent, log, worker_service
+        self.clock, self.stale_after = clock, stale_after
+        self.lock = threading.Lock()
+        self.snapshot = None
+        self.recent = {}  # channel -> deque of (time admitted, bytes)
+        self.totals = {}  # channel -> [calls, bytes] in self.recent[channel]
+        self.states = {}  # what was last logged, per channel and for the snapshot ("source")
+
+    def _note(self, key, state, line):
+        if self.states.get(key) != state:
+            self.states[key] = state
+            self.log(f"queue admission: {line}")
+
+    def update(self, snapshot):
+        with self.lock:
+            self.snapshot = snapshot
+            cutoff = snapshot["taken_at"] - IN_TRANSIT
+            for channel, recent in self.recent.items():
+                while recent and recent[0][0] < cutoff:
+                    _when, size = recent.popleft()
+                    self.totals[channel][0] -= 1
+                    self.totals[channel][1] -= size
+            limits = snapshot["storez"].get("limits") or {}
+            self._note(
+                "source",
+                "live",
+                f"NATS Streaming's monitoring answers: async calls are checked against the limits (max_msgs "
+                f"{limits.get('max_msgs')}, max_bytes {limits.get('max_bytes')}, headroom {self.percent}%)",
+            )
+
+    def failed(self, reason):
+        with self.lock:
+            self._note(
+                "source",
+                f"open: {reason}",
+                f"cannot read NATS Streaming's monitoring ({reason}): once the last snapshot is {self.stale_after} s "
+                "old, every async call is admitted until it answers (fail open)",
+            )
+
+    def decide(self, uri, content_length=None):
+        """(status, headers) for nginx: 204 admits the call, 403 refuses it (nginx answers 507 with the header)."""
+        now = self.clock()
+        function = async_function(uri or "")
+        with self.lock:
+            snapshot = self.snapshot
+            if snapshot is None or not is_fresh(snapshot["taken_at"], now, self.stale_after):
+                if snapshot is not None:
+                    age = round(now - snapshot["taken_at"], 1)
+                    self._note(
+                        "source",
+                        "stale",
+                        f"the last snapshot of NATS Streaming is {age} s old (more than {self.stale_after} s): every "
+                        "async call is admitted until a poll succeeds (fail open)",
+                    )
+                return 204, {}
+            if function is None:
+                return 204, {}
+            channel = snapshot["queues"].get(function) or snapshot["default"]
+            known = snapshot["channels"].get(channel)
+            backlog = known["backlog"] if known else (0, 0)
+            limits = known["limits"] if known else channel_limits(snapshot["storez"], channel)
+            size = message_size(content_length)
+            recent = tuple(self.totals.get(channel, (0, 0)))
+            refused = refusal(channel, backlog, limits, self.percent, recent, size)
+            if refused:
+                self._note(
+                    channel,
+                    "full",
+                    f"channel {channel} is full ({refused['limit']}: {backlog[0]} calls, about {backlog[1]} bytes not "
+                    f"processed; admits up to {refused['admits_up_to']}): async calls get 507 until it has room",
+                )
+                group, online = (known["group"], known["online"]) if known else (None, 0)
+                return 403, {FULL_HEADER: full_body(refused, self.worker_service, group, online)}
+            self._note(channel, "room", f"channel {channel} has room: async calls are admitted")
+            self.recent.setdefault(channel, collections.deque()).append((now, size))
+            totals = self.totals.setdefault(channel, [0, 0])
+            totals[0] += 1
+            totals[1] += size
+            return 204, {}
+
+
+def monitor_get(address, port, path, timeout=2.0):
+    """One JSON document from NATS Streaming's monitoring endpoint."""
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise OSError(
+            f"GET http://{address}:{port}{path} answered {resp.status}: {data[:200].decode(errors='replace')}"
+        )
+    return json.loads(data)
+
+
+class QueueWatch:
+    """Polls NATS Streaming's monitoring from inside the network namespace of this node's gateway task (NATS is not
+    published on the host) and hands each snapshot to the Admission."""
+
+    def __init__(self, engine, service, port, admission, log, netns=in_netns, get=monitor_get, lookup=resolve,
+                 clock=time.monotonic, sleep=time.sleep):  # fmt: skip
+        self.engine, self.service, self.port, self.admission, self.log = engine, service, port, admission, log
+        self.netns, self.get, self.lookup, self.clock, self.sleep = netns, get, lookup, clock, sleep
+        self.gateway = None  # (pid, env, time found)
+        self.queues = None  # ({function: channel}, time read)
+
+    def _engine(self, url):
+        status, body = self.engine.call("GET", url)
+        if status != 200:
+            raise OSError(f"GET {url.split('?')[0]} answered {status}: {str(body)[:120]}")
+        return body
+
+    def _gateway(self):
+        now = self.clock()
+        if self.gateway and now - self.gateway[2] < REFRESH and os.path.exists(f"/proc/{self.gateway[0]}"):
+            return self.gateway[:2]
+        filters = {"label": [f"com.docker.swarm.service.name={self.service}"], "status": ["running"]}
+        containers = self._engine("/containers/json?" + urllib.parse.urlencode({"filters": json.dumps(filters)}))
+        if not containers:
+            raise OSError(
+                f"no running {self.service} container on this node (a global service on the managers: is the node "
+                "drained or its task restarting?)"
+            )
+        info = self._engine(f"/containers/{urllib.parse.quote(containers[0]['Id'])}/json")
+        env = dict(item.split("=", 1) for item in (info.get("Config") or {}).get("Env") or [] if "=" in item)
+        self.gateway = (info["State"]["Pid"], env, now)
+        return self.gateway[:2]
+
+    def _queues(self):
+        now = self.clock()
+        if self.queues is None or now - self.queues[1] >= REFRESH:
+            query = urllib.parse.urlencode({"filters": json.dumps({"label": [QUEUE_LABEL]})})
+            self.queues = (function_queues(self._engine("/services?" + query)), now)
+        return self.queues[0]
+
+    def poll(self):
+        taken = self.clock()
+        pid, env = self._gateway()
+        host = env.get("faas_nats_address") or "nats"  # the gateway's own settings (types/readconfig.go:86-115)
+        default = env.get("faas_nats_channel") or "faas-request"
+
+        def ask():
+            address = host
+            if _is_name(host):
+                found = self.lookup(host)
+                if not found:
+                    raise OSError(f"Docker's DNS has no address for {host} (is the NATS Streaming task running?)")
+                address = found[0]
+            return self.get(address, self.port, STOREZ), self.get(address, self.port, CHANNELSZ)
+
+        storez, channelsz = self.netns(pid, ask, timeout=5, what="answer from NATS Streaming's monitoring")
+        self.admission.update(queue_snapshot(taken, storez, channelsz, self._queues(), default))
+
+    def run(self, forever=True):
+        while True:
+            started = self.clock()
+            try:
+                self.poll()
+            except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException) as exc:
+                self.gateway = None  # look for the gateway container again
+                self.admission.failed(str(exc) or type(exc).__name__)
+            if not forever:
+                return
+            self.sleep(max(0.05, POLL_INTERVAL - (self.clock() - started)))
+
+
+class AdmissionHandler(http.server.BaseHTTPRequestHandler):
+    """nginx's auth_request subrequest: X-Original-URI and X-Original-Length of the async call, no body."""
+
+    protocol_version = "HTTP/1.1"
+    admission = None
+
+    def log_message(self, *args):
+        return  # one line per call would flood the journal; changes of state are logged by the Admission
+
+    def answer(self):
+        status, headers = self.admission.decide(
+            self.headers.get("X-Original-URI") or "", self.headers.get("X-Original-Length")
+        )
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if status != 204:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = answer  # noqa: N815 - http.server's names
+
+
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def serve_admission(path, admission, group=None):
+    """The admission's HTTP server on the unix socket ``path`` (mode 0660, group ``group``), serving in a thread."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    handler = type("BoundAdmissionHandler", (AdmissionHandler,), {"admission": admission})
+    server = UnixHTTPServer(path, handler)
+    os.chmod(path, 0o660)
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            server.server_close()
+            raise SystemExit(
+                f"--socket-group {group!r} is not a group on this host: give the group nginx's workers run as "
+                "(www-data on Debian)"
+            ) from None
+        os.chown(path, -1, gid)
+    threading.Thread(target=server.serve_forever, name="admission", daemon=True).start()
+    return server
+
+
 def parse_args(argv):
     """[--gate PORT --gateway-service NAME --provider URL] [--engine-proxy SOCKET] [DOCKER_SOCKET]
-    or --wait-dns SECONDS [--gateway-service NAME] [--provider URL] [DOCKER_SOCKET] (once, then exit)"""
+    or --wait-dns SECONDS [--gateway-service NAME] [--provider URL] [DOCKER_SOCKET] (once, then exit)
+    or --queue-admission SOCKET [--headroom PERCENT] [--socket-group GROUP] [--nats-monitor-port PORT]
+       [--gateway-service NAME] [DOCKER_SOCKET] (the queue admission only)"""
     options = {
         "socket": "/var/run/docker.sock",
         "gate": None,
@@ -846,6 +1291,10 @@ def parse_args(argv):
         "provider": "",
         "proxy": "",
         "wait_dns": None,
+        "queue_admission": "",
+        "headroom": "5",
+        "socket_group": "",
+        "monitor_port": "8222",
     }
     keys = {
         "--gate": "gate",
@@ -853,6 +1302,10 @@ def parse_args(argv):
         "--provider": "provider",
         "--engine-proxy": "proxy",
         "--wait-dns": "wait_dns",
+        "--queue-admission": "queue_admission",
+        "--headroom": "headroom",
+        "--socket-group": "socket_group",
+        "--nats-monitor-port": "monitor_port",
     }
     args = list(argv)
     while args:
@@ -873,7 +1326,30 @@ def parse_args(argv):
         if not options["provider"].startswith("http://"):
             raise SystemExit(f"--provider {options['provider']!r} must be faas-swarm's http:// URL")
         options["gate"] = int(options["gate"])
+    if not options["headroom"].isdigit() or int(options["headroom"]) > 50:
+        raise SystemExit(
+            f"--headroom {options['headroom']!r} is not a percentage from 0 to 50 (openfaas_queue_admission_headroom)"
+        )
+    options["headroom"] = int(options["headroom"])
+    if not options["monitor_port"].isdigit() or not 0 < int(options["monitor_port"]) < 65536:
+        raise SystemExit(f"--nats-monitor-port {options['monitor_port']!r} is not a TCP port number (1..65535)")
+    options["monitor_port"] = int(options["monitor_port"])
+    if options["queue_admission"] and not options["queue_admission"].startswith("/"):
+        raise SystemExit(f"--queue-admission {options['queue_admission']!r} must be the absolute path of a unix socket")
     return options
+
+
+def run_queue_admission(options, engine, log):
+    """The queue admission service: its socket for nginx, and the poller (forever)."""
+    prefix = options["service"].rsplit("_", 1)[0] + "_" if "_" in options["service"] else ""
+    admission = Admission(options["headroom"], log, prefix + "queue-worker")
+    serve_admission(options["queue_admission"], admission, options["socket_group"] or None)
+    log(
+        f"onmetal-faas-endpoints: queue admission on {options['queue_admission']} (headroom "
+        f"{options['headroom']}%), polling NATS Streaming's monitoring on port {options['monitor_port']} from the "
+        f"{options['service']} task's network namespace"
+    )
+    QueueWatch(engine, options["service"], options["monitor_port"], admission, log).run()
 
 
 def main():
@@ -886,6 +1362,9 @@ def main():
 
     options = parse_args(sys.argv[1:])
     engine = Engine(options["socket"])
+    if options["queue_admission"]:
+        run_queue_admission(options, engine, log)
+        return
     if options["wait_dns"] is not None:
         waiter = RestartWait(engine, options["service"], [options["provider"]] if options["provider"] else [])
         sys.exit(wait_dns(waiter, options["wait_dns"], log))

@@ -60,6 +60,7 @@ class Config:
         self.nats_address = env.get("faas_nats_address", "nats")
         self.nats_port = _atoi("faas_nats_port", 4222)
         self.channel = env.get("faas_nats_channel") or "faas-request"
+        self.queue_group = env.get("faas_nats_queue_group") or "faas"  # qw/readconfig.go:54-58
         self.gateway_address = env.get("faas_gateway_address", "gateway")
         port = env.get("faas_gateway_port", "8080")
         if not re.fullmatch(r"[+-]?\d+", port):  # readconfig.go:66-73: an error, and main panics on it
@@ -139,7 +140,13 @@ def handle(config, raw, counter):
 
 
 def worker(config, conn, counter, lock):
-    fetch = f"channels/{config.channel}/fetch?max=1&wait=5&ack_wait={config.ack_wait}"
+    # A member of the durable queue group: DurableName = the channel with "." as "_", the queue group, MaxInflight
+    # (qw/types.go:75-80,96-101).
+    durable = config.channel.replace(".", "_")
+    fetch = (
+        f"channels/{config.channel}/fetch?max=1&wait=5&ack_wait={config.ack_wait}"
+        f"&queue={config.queue_group}&durable={durable}&max_inflight={config.max_inflight}"
+    )
     while not conn.stop.is_set():
         if not conn.connected.wait(1.0):
             continue
@@ -174,7 +181,8 @@ def main():
         doublelib.fatal(COMPONENT, f"can't connect to {url}: {exc}", code=2)
     doublelib.log(
         COMPONENT,
-        f"Listening on [{config.channel}], clientID=[{client_id}], qgroup=[faas] maxInFlight=[{config.max_inflight}]",
+        f"Listening on [{config.channel}], clientID=[{client_id}], qgroup=[{config.queue_group}] "
+        f"maxInFlight=[{config.max_inflight}]",
     )
     conn.start_pings()
     counter, lock = [0], threading.Lock()

@@ -40,6 +40,18 @@ def _free_port():
         ),
         (["--max_bytes", "3k", "--max_age", "0"], {"max_bytes": 3000, "max_age": 0.0}),
         (["--max_bytes", "1gb"], {"max_bytes": 1024**3}),
+        ([], {"http_port": 0, "hb_interval": 30.0, "hb_timeout": 10.0, "hb_fail_count": 10}),
+        (
+            ["-m", "8222", "--hbi", "1s", "--hbt", "500ms", "--hbf", "2", "--cluster_id", "faas-cluster"],
+            {
+                "http_port": 8222,
+                "hb_interval": 1.0,
+                "hb_timeout": 0.5,
+                "hb_fail_count": 2,
+                "cluster_id": "faas-cluster",
+            },
+        ),
+        (["--http_port=8223", "--hb_interval", "2s"], {"http_port": 8223, "hb_interval": 2.0}),
     ],
 )
 def test_flags_as_upstream(argv, want):
@@ -269,3 +281,156 @@ def test_gateway_answers_500_never_202_while_nats_is_down(tmp_path, secrets_dir)
             gateway.stop()
         provider.server.shutdown()
         provider.server.server_close()
+
+
+# -- the monitoring endpoint (--http_port), as nats-streaming-server v0.17.0's server/monitor.go -----------------------
+QUEUE_FETCH = "/channels/faas-request/fetch?max={n}&ack_wait=30&queue=faas&durable=faas-request&max_inflight=2"
+
+
+def _start_monitored(tmp_path, port, monitor, store="file"):
+    """NATS with monitoring on ``monitor``; a client silent for (0.3 + 0.2) x (1 + 1) = 1 s is closed."""
+    args = ["--store", store, "--cluster_id", "faas-cluster", "--max_msgs", "50", "--max_bytes", "1MB", "-m",
+            str(monitor), "--hbi", "300ms", "--hbt", "200ms", "--hbf", "1"]  # fmt: skip
+    if store == "file":
+        args += ["--dir", str(tmp_path / "store")]
+    return Process("nats_streaming.py", {"port": str(port)}, str(tmp_path), args).wait_listening()
+
+
+def _connect(base, client_id):
+    body = json.dumps({"client_id": client_id, "wait": 1}).encode()
+    assert request(base + "/connect", "POST", body).status == 200
+
+
+def _channelz(monitor, name="faas-request"):
+    answer = request(f"http://127.0.0.1:{monitor}/streaming/channelsz?channel={name}&subs=1")
+    assert answer.status == 200, answer.body
+    assert answer.header("Content-Type") == "application/json"
+    return json.loads(answer.body)
+
+
+SUBSCRIPTIONZ = {  # nss/server/monitor.go:120-134: field -> Go type as JSON
+    "client_id": str, "inbox": str, "ack_inbox": str, "queue_name": str, "is_durable": bool, "is_offline": bool,
+    "max_inflight": int, "ack_wait": int, "last_sent": int, "pending_count": int, "is_stalled": bool,
+}  # fmt: skip
+
+
+def _check_types(sub):
+    assert set(sub) == set(SUBSCRIPTIONZ), sub  # durable_name is omitted for a durable queue member (omitempty)
+    for key, kind in SUBSCRIPTIONZ.items():
+        # a JSON bool is not a number here: Go's bool and int fields stay apart
+        assert isinstance(sub[key], kind) and isinstance(sub[key], bool) == (kind is bool), (key, sub[key])
+
+
+def test_monitoring_reports_the_durable_queue_group_and_its_offline_shadow(tmp_path):
+    """The paths and fields the queue admission reads (roles/openfaas/files/onmetal-faas-endpoints.py): one member
+    with its last_sent and pending_count; once its client is gone, the same group as an offline shadow with the last
+    client id, the group's last_sent and what it still owes; a new member takes the shadow's place."""
+    port, monitor = _free_port(), _free_port()
+    nats = _start_monitored(tmp_path, port, monitor)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _connect(base, "gw")
+        _connect(base, "faas-worker-a")
+        for i in range(5):
+            assert request(base + "/channels/faas-request/messages", "POST", f"m{i}".encode()).status == 201
+        worker = {"X-Client-Id": "faas-worker-a"}
+        fetched = json.loads(request(base + QUEUE_FETCH.format(n=2), "POST", headers=worker).body)["messages"]
+        assert [m["sequence"] for m in fetched] == [1, 2]
+        assert request(base + "/channels/faas-request/ack/1", "POST", headers=worker).status == 200
+        channel = _channelz(monitor)
+        assert {k: channel[k] for k in ("name", "msgs", "first_seq", "last_seq")} == {
+            "name": "faas-request", "msgs": 5, "first_seq": 1, "last_seq": 5,
+        }  # fmt: skip
+        assert channel["bytes"] == sum(nats_streaming.Channel.size("faas-request", f"m{i}".encode()) for i in range(5))
+        (member,) = channel["subscriptions"]
+        _check_types(member)
+        assert member == {
+            **member, "client_id": "faas-worker-a", "queue_name": "faas-request:faas", "is_durable": True,
+            "is_offline": False, "max_inflight": 2, "ack_wait": 30, "last_sent": 2, "pending_count": 1,
+            "is_stalled": False,
+        }  # fmt: skip
+        # The worker stops (no pings): its client is closed after 1 s and the group stays as its shadow.
+        deadline = time.monotonic() + 10
+        while not channel["subscriptions"][0]["is_offline"]:
+            assert time.monotonic() < deadline, channel
+            time.sleep(0.1)
+            channel = _channelz(monitor)
+        (shadow,) = channel["subscriptions"]
+        _check_types(shadow)
+        assert {k: shadow[k] for k in ("client_id", "queue_name", "is_offline", "last_sent", "pending_count")} == {
+            "client_id": "faas-worker-a", "queue_name": "faas-request:faas", "is_offline": True, "last_sent": 2,
+            "pending_count": 1,
+        }  # fmt: skip
+        # last_seq - last_sent + pending_count = the 4 messages not acknowledged
+        assert channel["last_seq"] - shadow["last_sent"] + shadow["pending_count"] == 4
+        _connect(base, "faas-worker-b")
+        fetched = json.loads(
+            request(base + QUEUE_FETCH.format(n=1), "POST", headers={"X-Client-Id": "faas-worker-b"}).body
+        )
+        (member,) = _channelz(monitor)["subscriptions"]
+        assert (member["client_id"], member["is_offline"], member["last_sent"], member["pending_count"]) == (
+            "faas-worker-b",
+            False,
+            3,
+            2,
+        )  # took over the shadow: message 2 still owed, message 3 just delivered
+        assert [m["sequence"] for m in fetched["messages"]] == [3]
+    finally:
+        nats.stop()
+
+
+def test_monitoring_storez_lists_and_errors_as_upstream(tmp_path):
+    port, monitor = _free_port(), _free_port()
+    nats = _start_monitored(tmp_path, port, monitor, store="memory")
+    base, mon = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{monitor}"
+    try:
+        storez = json.loads(request(mon + "/streaming/storez").body)
+        assert storez["type"] == "MEMORY" and storez["cluster_id"] == "faas-cluster"
+        assert storez["limits"] == {
+            "max_channels": 100, "max_msgs": 50, "max_bytes": 1024**2, "max_age": 0, "max_subscriptions": 1000,
+            "max_inactivity": 0,
+        }  # fmt: skip
+        empty = json.loads(request(mon + "/streaming/channelsz?subs=1").body)
+        assert (empty["total"], empty["count"], empty["limit"]) == (0, 0, 1024)
+        assert "channels" not in empty and "names" not in empty  # omitempty
+        missing = request(mon + "/streaming/channelsz?channel=faas-request&subs=1")
+        assert (missing.status, missing.body) == (404, b"Channel faas-request not found\n")
+        for name in ("faas-request", "resize-queue"):
+            assert request(f"{base}/channels/{name}/messages", "POST", b"x").status == 201
+        listed = json.loads(request(mon + "/streaming/channelsz?subs=1").body)
+        assert [c["name"] for c in listed["channels"]] == ["faas-request", "resize-queue"]
+        assert all("subscriptions" not in c for c in listed["channels"])  # nobody subscribed: omitempty
+        assert json.loads(request(mon + "/streaming/channelsz").body)["names"] == ["faas-request", "resize-queue"]
+        assert json.loads(request(mon + "/streaming/channelsz?offset=1&limit=1").body)["names"] == ["resize-queue"]
+        storez = json.loads(request(mon + "/streaming/storez").body)
+        sizes = sum(nats_streaming.Channel.size(name, b"x") for name in ("faas-request", "resize-queue"))
+        assert (storez["total_msgs"], storez["total_bytes"]) == (2, sizes)
+        assert request(mon + "/varz").status == 404  # the NATS server's own pages are not imitated
+    finally:
+        nats.stop()
+
+
+def test_the_queue_group_survives_a_restart_of_the_file_store(tmp_path):
+    """After a restart the unprocessed messages are still last_seq - last_sent + pending_count of the group."""
+    port, monitor = _free_port(), _free_port()
+    nats = _start_monitored(tmp_path, port, monitor)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _connect(base, "faas-worker-a")
+        for i in range(6):
+            assert request(base + "/channels/faas-request/messages", "POST", f"m{i}".encode()).status == 201
+        worker = {"X-Client-Id": "faas-worker-a"}
+        for message in json.loads(request(base + QUEUE_FETCH.format(n=3), "POST", headers=worker).body)["messages"]:
+            if message["sequence"] != 2:
+                assert (
+                    request(f"{base}/channels/faas-request/ack/{message['sequence']}", "POST", headers=worker).status
+                    == 200
+                )
+        nats.stop()
+        nats = _start_monitored(tmp_path, port, monitor)
+        channel = _channelz(monitor)
+        (sub,) = channel["subscriptions"]
+        assert sub["queue_name"] == "faas-request:faas" and sub["client_id"] == "faas-worker-a"
+        assert channel["last_seq"] - sub["last_sent"] + sub["pending_count"] == 4  # 2, 4, 5, 6
+    finally:
+        nats.stop()

@@ -442,6 +442,10 @@ def test_arguments(ep):
         "provider": "",
         "proxy": "",
         "wait_dns": None,
+        "queue_admission": "",
+        "headroom": 5,
+        "socket_group": "",
+        "monitor_port": 8222,
     }
     assert ep.parse_args(
         [
@@ -462,6 +466,10 @@ def test_arguments(ep):
         "provider": "http://p:8080/",
         "proxy": "/e",
         "wait_dns": None,
+        "queue_admission": "",
+        "headroom": 5,
+        "socket_group": "",
+        "monitor_port": 8222,
     }
 
 

@@ -6,6 +6,7 @@ two samples, the rule never fired and functions never scaled (issue: auto-scalin
 rendered with the role's own defaults and vars, as Ansible renders them.
 """
 
+import json
 import os
 import re
 
@@ -32,7 +33,7 @@ def _render(name, extra=None):
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")), undefined=jinja2.StrictUndefined
     )
-    env.filters["to_json"] = lambda v: yaml.safe_dump(v, default_flow_style=True).strip()
+    env.filters["to_json"] = json.dumps  # JSON is YAML, as with Ansible's to_json
     return yaml.safe_load(env.get_template(name).render(**context))
 
 
@@ -63,9 +64,9 @@ def test_rules_are_evaluated_within_the_for_period(prometheus, rule):
     assert _seconds(prometheus["global"]["evaluation_interval"]) <= _seconds(rule["for"])
 
 
-def test_gateway_scrape_matches_upstream(prometheus):
-    # Upstream's prometheus.yml (openfaas/faas 0.18 series) scrapes the gateway every 5 s.
-    assert _gateway_scrape(prometheus) == 5
+def test_gateway_scrape_at_least_as_often_as_upstream(prometheus):
+    # Upstream's prometheus.yml (openfaas/faas 0.18 series) scrapes the gateway every 5 s; the role scrapes more often.
+    assert _gateway_scrape(prometheus) <= 5
     assert prometheus["scrape_configs"][1]["dns_sd_configs"][0]["names"] == ["tasks.gateway"]
     assert prometheus["scrape_configs"][1]["dns_sd_configs"][0]["port"] == 8082
 
@@ -73,3 +74,18 @@ def test_gateway_scrape_matches_upstream(prometheus):
 def test_rule_threshold_comes_from_the_role_variable():
     alert = _render("alert.rules.yml.j2", {"openfaas_scale_alert_rps": 42})["groups"][0]["rules"][0]
     assert alert["expr"].endswith("> 42")
+
+
+def test_alert_chain_fits_the_scale_up_goal(prometheus, rule):
+    # Worst case from the load's start to the gateway's scale call: two scrapes for a rate, one evaluation to go
+    # pending, the rule's `for`, one more evaluation to fire, then Alertmanager's group_wait. Issue 13's goal is the
+    # second replica serving within 20 s; a task needs about 1-2 s to start on the rig, so the chain gets 18 s.
+    alertmanager = _render("alertmanager.yml.j2", {"__openfaas_credentials": {"username": "admin"}})
+    evaluation = _seconds(prometheus["global"]["evaluation_interval"])
+    chain = (
+        2 * _gateway_scrape(prometheus)
+        + 2 * evaluation
+        + _seconds(rule["for"])
+        + _seconds(alertmanager["route"]["group_wait"])
+    )
+    assert chain <= 18, chain

@@ -5,9 +5,13 @@ Runs until STOP_FILE exists (or --max-seconds passes), then writes one JSON summ
   every --node address, each request on a fresh connection, and count every answer that is not a 200 image/jpeg
   (HTTP errors, resets, timeouts) as lost, with its time, node and reason. Bounded: --max-requests in total.
 - leader: one `docker exec <manager>` per --manager container runs `docker node ls` every --poll seconds inside it
-  and streams the answers; a tick is "without a leader" when no manager listed a Leader during it, "unobserved" when
-  no answer arrived in it at all. Reported: the seconds without a leader
-  (ticks x poll interval), the longest such stretch, and the polls per manager.
+  and streams the answers. Each answer is evidence of one of three kinds: "leader" (the manager listed a Leader),
+  "no leader" (its engine answered and listed none, or said the swarm has no leader) and "down" (its engine did not
+  answer: the node being restarted, which says nothing about the swarm). The swarm is without a leader from a "no
+  leader" answer until the next "leader" answer from any manager. Reported: the seconds without a leader, the
+  longest such stretch, the polls per manager, and the resolution: the longest time between two "leader" answers
+  (a loss of the leader shorter than that could pass between two polls; --poll and three managers keep it near
+  the poll interval).
 Traffic goes only to the lab's node containers.
 """
 
@@ -36,6 +40,42 @@ def png():
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
+def answer_kind(code, out):
+    """What one `docker node ls --format {{.ManagerStatus}}` answer (exit code, output) says of the swarm's leader."""
+    if code == "0":
+        return "leader" if "Leader" in out else "no_leader"
+    if "leader" in out.lower() or "quorum" in out.lower():  # "The swarm does not have a leader", "...quorum..."
+        return "no_leader"
+    return "down"  # "Cannot connect to the Docker daemon", a timeout: this manager's engine is not answering
+
+
+def leader_timeline(evidence, elapsed):
+    """Seconds without a leader (from a "no_leader" answer to the next "leader" answer), the longest such stretch,
+    and the longest time without any "leader" answer (the watch's resolution), from (t, manager, kind) answers."""
+    without = longest = 0.0
+    since = None
+    confirmations = [0.0]
+    for when, _manager, kind in sorted(evidence):
+        if kind == "no_leader" and since is None:
+            since = when
+        elif kind == "leader":
+            confirmations.append(when)
+            if since is not None:
+                without += when - since
+                longest = max(longest, when - since)
+                since = None
+    if since is not None:
+        without += elapsed - since
+        longest = max(longest, elapsed - since)
+    confirmations.append(elapsed)
+    return {
+        "leader_answers": len(confirmations) - 2,
+        "seconds_without_leader": round(without, 2),
+        "longest_without_leader": round(longest, 2),
+        "longest_unconfirmed": round(max(b - a for a, b in zip(confirmations, confirmations[1:])), 2),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--node", action="append", default=[], help="nginx addresses to load; none: watch only")
@@ -53,7 +93,7 @@ def main():
     t0 = time.monotonic()
     lock = threading.Lock()
     state = {"sent": 0, "ok": 0, "lost": [], "per_node": {n: [0, 0] for n in args.node}}
-    leader_seen = {}  # tick index -> True when some manager listed a Leader in it
+    evidence = []  # (seconds since start, manager, "leader" | "no_leader" | "down")
     polls = {m: {"ok": 0, "no_leader": 0, "error": 0} for m in args.manager}
 
     def running():
@@ -109,16 +149,10 @@ def main():
             )
             try:
                 for line in proc.stdout:
-                    tick = int((time.monotonic() - t0) / args.poll)
-                    code, _sep, out = line.strip().partition(" ")
-                    has_leader = code == "0" and "Leader" in out
+                    kind = answer_kind(*line.strip().partition(" ")[::2])
                     with lock:
-                        if has_leader:
-                            polls[manager]["ok"] += 1
-                            leader_seen[tick] = True
-                        else:
-                            polls[manager]["no_leader" if "leader" in out.lower() else "error"] += 1
-                            leader_seen.setdefault(tick, False)
+                        polls[manager][{"leader": "ok", "no_leader": "no_leader", "down": "error"}[kind]] += 1
+                        evidence.append((time.monotonic() - t0, manager, kind))
                     if not running():
                         break
             finally:
@@ -133,12 +167,7 @@ def main():
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - t0
-    ticks = sorted(leader_seen)
-    without = [t for t in ticks if not leader_seen[t]]
-    longest = run = 0
-    for t in range(ticks[0], ticks[-1] + 1) if ticks else []:
-        run = run + 1 if leader_seen.get(t) is False else 0
-        longest = max(longest, run)
+    leader = leader_timeline(evidence, elapsed)
     summary = {
         "seconds": round(elapsed, 1),
         "requests": state["sent"],
@@ -148,11 +177,7 @@ def main():
         "per_node": state["per_node"],
         "rps": round(state["sent"] / elapsed, 1) if elapsed else 0,
         "poll_interval": args.poll,
-        "ticks": len(ticks),
-        # Ticks in which no poll finished (neither leader nor no-leader seen): reported, never counted as led.
-        "ticks_unobserved": (ticks[-1] - ticks[0] + 1 - len(ticks)) if ticks else 0,
-        "seconds_without_leader": round(len(without) * args.poll, 1),
-        "longest_without_leader": round(longest * args.poll, 1),
+        **leader,
         "polls": polls,
     }
     with open(args.out, "w", encoding="utf-8") as handle:

@@ -62,24 +62,31 @@ def registry():
             subprocess.run(["docker", "rmi", *images], capture_output=True, check=False)
 
 
-def manifest_exists(registry, name, tag):
+def manifest_digest(registry, name, reference):
+    """The registry's digest of the manifest ``name:reference`` (a tag or a digest); None when it has none."""
     req = urllib.request.Request(
-        f"http://{registry}/v2/{name}/manifests/{tag}",
+        f"http://{registry}/v2/{name}/manifests/{reference}",
         method="HEAD",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     )
     try:
-        urllib.request.urlopen(req, timeout=5)
-        return True
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.headers["Docker-Content-Digest"]
     except urllib.error.HTTPError:
-        return False
+        return None
+
+
+def manifest_exists(registry, name, reference):
+    return manifest_digest(registry, name, reference) is not None
 
 
 @pytest.fixture
 def gateway(registry):
     def image_ok(image):
-        repo, tag = image.rsplit(":", 1)
-        return repo.startswith(registry + "/") and manifest_exists(registry, repo.split("/", 1)[1], tag)
+        # As the engine pulls it: repo:tag, or repo:tag@digest (then the digest is what is fetched).
+        named, _at, digest = image.partition("@")
+        repo, tag = named.rsplit(":", 1)
+        return repo.startswith(registry + "/") and manifest_exists(registry, repo.split("/", 1)[1], digest or tag)
 
     with FakeGateway(password=PASSWORD, image_ok=image_ok) as gw:
         yield gw
@@ -157,7 +164,8 @@ def test_four_steps_and_hash_matches_build_py(run_play, gateway, registry):
     assert failed == 0 and changed > 0, proc.stdout
     assert manifest_exists(registry, "resize", expected_tag), proc.stdout
     fn = gateway.functions["resize"]
-    assert fn["image"] == f"{registry}/resize:{expected_tag}"
+    # Deployed pinned by the registry's digest: a task start then needs no registry round trip.
+    assert fn["image"] == f"{registry}/resize:{expected_tag}@{manifest_digest(registry, 'resize', expected_tag)}"
     assert fn["labels"]["com.openfaas.scale.min"] == "1" and fn["envVars"] == {"A": "1"}
     assert PASSWORD not in proc.stdout
 
@@ -229,7 +237,8 @@ def test_stack_file_deploys_through_the_same_path(run_play, gateway, registry, t
     proc, changed, failed = run_play([], functions_stack_files=[stack])
     assert failed == 0 and changed > 0, proc.stdout
     fn = gateway.functions["resize"]
-    assert fn["image"] == f"{registry}/resize:{expected_tag}"  # built here, not example/resize:latest
+    digest = manifest_digest(registry, "resize", expected_tag)
+    assert fn["image"] == f"{registry}/resize:{expected_tag}@{digest}"  # built here, not example/resize:latest
     assert fn["envVars"] == {"A": "1", "B": "2"}
     assert fn["limits"] == {"cpu": "500000000"}
     proc, changed, failed = run_play([], functions_stack_files=[stack])

@@ -304,24 +304,12 @@ def accepts(address, port=FUNCTION_PORT, timeout=0.1):
         return False
 
 
-# While a function wakes, the gate asks the DNS on every poll of the gateway (every 50 ms), before the task has a
-# record: Docker's DNS then forwards the name to the host's resolvers, which may be slow or, offline, never answer.
-# A short wait bounds what each poll costs; a record Docker's DNS holds is answered at once.
-WAKE_DNS_TIMEOUT = 0.05
-
-
-def wake_resolve(name):
-    """``resolve(name)`` with the short wait of a poll while a function wakes."""
-    return resolve(name, timeout=WAKE_DNS_TIMEOUT)
-
-
-def gate_replicas(body, name, lookup, probe=None, wake_lookup=None):
+def gate_replicas(body, name, lookup, probe=None):
     """faas-swarm's answer to ``GET /system/function/<name>`` with ``availableReplicas`` set to what the gateway can
     dial: lowered to the number of addresses ``lookup(name)`` gives; and, for a function being woken (``replicas``
     above 0, none available yet), raised to the addresses that ``probe(address)`` finds accepting connections, so
-    the gateway need not wait for the task's "running" to travel to the swarm's leader and back through faas-swarm
-    (names looked up with ``wake_lookup`` then, else ``lookup``). The body unchanged when there is nothing to change
-    or it is not a function's JSON."""
+    the gateway need not wait for the task's "running" to travel to the swarm's leader and back through faas-swarm.
+    The body unchanged when there is nothing to change or it is not a function's JSON."""
     try:
         function = json.loads(body)
         available = int(function["availableReplicas"])
@@ -329,7 +317,7 @@ def gate_replicas(body, name, lookup, probe=None, wake_lookup=None):
     except (ValueError, TypeError, KeyError, AttributeError):
         return body, None
     if available <= 0:
-        return _woken(function, body, name, replicas, wake_lookup or lookup, probe)
+        return _woken(function, body, name, replicas, lookup, probe)
     try:
         addresses = len(lookup(name))
     except (OSError, ValueError):
@@ -413,7 +401,6 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
     provider = None
     lookup = staticmethod(resolve)
     probe = staticmethod(accepts)
-    wake_lookup = staticmethod(wake_resolve)
     log_line = staticmethod(print)
 
     def log_message(self, *args):
@@ -445,7 +432,7 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
             status, resp_headers, data = 502, [("Content-Type", "text/plain")], f"{exc}\n".encode()
         match = REPLICA_QUERY.match(urllib.parse.urlsplit(self.path).path)
         if self.command == "GET" and status == 200 and match:
-            data, changed = gate_replicas(data, match.group(1), self.lookup, self.probe, self.wake_lookup)
+            data, changed = gate_replicas(data, match.group(1), self.lookup, self.probe)
             if changed:
                 self.log_line(f"gate: {changed}")
         self.send_response(status)

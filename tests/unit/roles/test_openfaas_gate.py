@@ -562,25 +562,3 @@ def test_gate_listens_inside_the_gateway_network_namespace_only(ep):
 def test_entering_the_namespace_of_a_process_that_is_gone_says_so(ep):
     with pytest.raises(OSError):
         ep.enter_netns(2**22 + 7)
-
-
-def test_a_waking_function_is_looked_up_with_the_short_wait(ep):
-    def slow(name):
-        pytest.fail("the poll's lookup of a waking function uses wake_lookup")
-
-    body, why = ep.gate_replicas(function_json(0, 1), "resize", slow, lambda address: True, lambda name: ["10.0.1.5"])
-    assert json.loads(body)["availableReplicas"] == 1 and why.endswith("available now")
-    assert ep.GateHandler.wake_lookup is ep.wake_resolve
-
-
-def test_the_short_wait_gives_up_quickly_on_a_silent_server(ep, monkeypatch):
-    calls = []
-
-    def fake_resolve(name, server=("127.0.0.11", 53), timeout=0.5):
-        calls.append(timeout)
-        raise OSError("timed out")
-
-    monkeypatch.setattr(ep, "resolve", fake_resolve)
-    with pytest.raises(OSError):
-        ep.wake_resolve("resize")
-    assert calls == [ep.WAKE_DNS_TIMEOUT] and ep.WAKE_DNS_TIMEOUT <= 0.1

@@ -291,33 +291,17 @@ def resolve(name, server=("127.0.0.11", 53), timeout=0.5):
                     raise
 
 
-# The port the gateway dials a function on (gateway 0.18.18 handlers/forwarding_proxy.go: http://<name>:8080).
-FUNCTION_PORT = 8080
-
-
-def accepts(address, port=FUNCTION_PORT, timeout=0.1):
-    """True when something accepts a TCP connection on ``address:port`` (closed again at once, nothing sent)."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def gate_replicas(body, name, lookup, probe=None):
-    """faas-swarm's answer to ``GET /system/function/<name>`` with ``availableReplicas`` set to what the gateway can
-    dial: lowered to the number of addresses ``lookup(name)`` gives; and, for a function being woken (``replicas``
-    above 0, none available yet), raised to the addresses that ``probe(address)`` finds accepting connections, so
-    the gateway need not wait for the task's "running" to travel to the swarm's leader and back through faas-swarm.
-    The body unchanged when there is nothing to change or it is not a function's JSON."""
+def gate_replicas(body, name, lookup):
+    """faas-swarm's answer to ``GET /system/function/<name>`` with ``availableReplicas`` lowered to the number of
+    addresses ``lookup(name)`` gives (what the gateway will dial); the body unchanged when there is nothing to
+    lower or it is not a function's JSON."""
     try:
         function = json.loads(body)
         available = int(function["availableReplicas"])
-        replicas = int(function.get("replicas") or 0)
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError):
         return body, None
     if available <= 0:
-        return _woken(function, body, name, replicas, lookup, probe)
+        return body, None
     try:
         addresses = len(lookup(name))
     except (OSError, ValueError):
@@ -325,25 +309,7 @@ def gate_replicas(body, name, lookup, probe=None):
     if addresses >= available:
         return body, None
     function["availableReplicas"] = addresses
-    return json.dumps(function).encode(), (
-        f"{name}: faas-swarm counts {available} available, DNS has {addresses}: not available yet"
-    )
-
-
-def _woken(function, body, name, replicas, lookup, probe):
-    if replicas <= 0 or probe is None:
-        return body, None
-    try:
-        addresses = lookup(name)
-    except (OSError, ValueError):
-        return body, None
-    listening = sum(1 for address in addresses[:replicas] if probe(address))
-    if not listening:
-        return body, None
-    function["availableReplicas"] = listening
-    return json.dumps(function).encode(), (
-        f"{name}: faas-swarm counts 0 of {replicas} available yet, {listening} accepting connections: available now"
-    )
+    return json.dumps(function).encode(), f"{name}: faas-swarm counts {available} available, DNS has {addresses}"
 
 
 class Provider:
@@ -400,7 +366,6 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     provider = None
     lookup = staticmethod(resolve)
-    probe = staticmethod(accepts)
     log_line = staticmethod(print)
 
     def log_message(self, *args):
@@ -432,9 +397,9 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
             status, resp_headers, data = 502, [("Content-Type", "text/plain")], f"{exc}\n".encode()
         match = REPLICA_QUERY.match(urllib.parse.urlsplit(self.path).path)
         if self.command == "GET" and status == 200 and match:
-            data, changed = gate_replicas(data, match.group(1), self.lookup, self.probe)
-            if changed:
-                self.log_line(f"gate: {changed}")
+            data, lowered = gate_replicas(data, match.group(1), self.lookup)
+            if lowered:
+                self.log_line(f"gate: {lowered}: not available yet")
         self.send_response(status)
         for key, value in resp_headers:
             if key.lower() not in HOP_HEADERS and key.lower() != "content-length":

@@ -132,7 +132,7 @@ def test_gate_lowers_available_replicas_to_what_dns_answers(ep):
     body, why = ep.gate_replicas(function_json(2, 2), "resize", lambda name: ["10.0.1.5"])
     assert json.loads(body)["availableReplicas"] == 1
     assert json.loads(body)["replicas"] == 2
-    assert why == "resize: faas-swarm counts 2 available, DNS has 1: not available yet"
+    assert why == "resize: faas-swarm counts 2 available, DNS has 1"
     body, why = ep.gate_replicas(function_json(1), "resize", lambda name: [])
     assert json.loads(body)["availableReplicas"] == 0
 
@@ -153,52 +153,7 @@ def test_gate_counts_a_dns_failure_as_no_address(ep):
         raise OSError("timed out")
 
     body, why = ep.gate_replicas(function_json(1), "resize", broken)
-    assert json.loads(body)["availableReplicas"] == 0 and why.endswith("DNS has 0: not available yet")
-
-
-def test_gate_makes_a_waking_function_available_once_a_task_accepts_connections(ep):
-    probed = []
-
-    def probe(address):
-        probed.append(address)
-        return address == "10.0.1.6"
-
-    body, why = ep.gate_replicas(function_json(0, 1), "resize", lambda name: ["10.0.1.5", "10.0.1.6"], probe)
-    assert json.loads(body)["availableReplicas"] == 0 and why is None  # only as many addresses as replicas
-    assert probed == ["10.0.1.5"]
-    body, why = ep.gate_replicas(function_json(0, 2), "resize", lambda name: ["10.0.1.5", "10.0.1.6"], probe)
-    assert json.loads(body)["availableReplicas"] == 1
-    assert json.loads(body)["replicas"] == 2
-    assert why == "resize: faas-swarm counts 0 of 2 available yet, 1 accepting connections: available now"
-
-
-def test_gate_leaves_a_function_unavailable_without_a_listening_task(ep):
-    def no_probe(address):
-        pytest.fail("no probe")
-
-    def refuse(address):
-        return False
-
-    def broken(name):
-        raise OSError("timed out")
-
-    for body, lookup, probe in [
-        (function_json(0, 0), lambda name: ["10.0.1.5"], no_probe),  # at zero: nothing to wake
-        (function_json(0, 1), lambda name: [], no_probe),  # no DNS record yet
-        (function_json(0, 1), broken, no_probe),
-        (function_json(0, 1), lambda name: ["10.0.1.5"], refuse),  # the task does not listen yet
-        (function_json(0, 1), lambda name: ["10.0.1.5"], None),  # no probe given
-    ]:
-        assert ep.gate_replicas(body, "resize", lookup, probe) == (body, None)
-
-
-def test_accepts_tells_a_listening_port_from_a_closed_one(ep):
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        assert ep.accepts("127.0.0.1", port)
-    assert not ep.accepts("127.0.0.1", port)
+    assert json.loads(body)["availableReplicas"] == 0 and why.endswith("DNS has 0")
 
 
 class FaasSwarm(BaseHTTPRequestHandler):

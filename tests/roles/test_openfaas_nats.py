@@ -1,5 +1,6 @@
-"""The async queue's placement and store (issue 16): the stack's nats service as the role renders it, and the
-checks of tasks/nats.yml (bad settings, moving the queue) with a fake ``docker`` on PATH.
+"""The stack's services as the role renders them: the async queue's placement and store (issue 16), the checks of
+tasks/nats.yml (bad settings, moving the queue) with a fake ``docker`` on PATH, and the functions overlay's anchor
+(issue 13).
 
 The stack is rendered by Ansible's own template lookup with the role's defaults and vars, then converted by
 swarm_stack's planning code (build_desired), so what is asserted is the service spec the engine would get.
@@ -97,6 +98,32 @@ def test_memory_store_is_upstreams_layout(run_play):
     assert "--dir" not in nats["command"]
     assert "volumes" not in nats and "volumes" not in compose
     assert "placement" not in nats["deploy"]
+
+
+def test_network_anchor_keeps_the_functions_overlay_on_every_node(run_play):
+    compose = _stack(run_play)
+    anchor = compose["services"]["network-anchor"]
+    assert anchor["networks"] == ["functions"]
+    assert "ports" not in anchor and "labels" not in anchor["deploy"]  # nothing dials it; faas-swarm lists it not
+    configs = {name: "x" for name in compose.get("configs", {})}
+    spec = _build_desired()("func", compose, {"basic-auth-user": "a", "basic-auth-password": "b"}, configs, "dnsrr")
+    service = spec["services"]["network-anchor"]
+    assert service["Mode"] == {"Global": {}}
+    assert service["EndpointSpec"]["Mode"] == "dnsrr"
+    task = service["TaskTemplate"]
+    container = task["ContainerSpec"]
+    assert container["Image"] == compose["services"]["gateway"]["image"]  # already on every node
+    assert container["Command"] == ["sleep", "2147483647"]
+    assert container["StopSignal"] == "SIGKILL"
+    assert container["Healthcheck"] == {"Test": ["NONE"]}
+    assert "function" not in service.get("Labels", {})
+    assert task["Resources"]["Limits"]["MemoryBytes"] == 16 * 1024 * 1024
+    assert "Placement" not in task or not task["Placement"].get("Constraints")  # workers too
+
+
+def test_network_anchor_can_be_left_out(run_play):
+    compose = _stack(run_play, {"openfaas_functions_network_anchor": False})
+    assert "network-anchor" not in compose["services"]
 
 
 def _fake_docker(docker_on_path, labelled, node_id):

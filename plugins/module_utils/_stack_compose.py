@@ -11,6 +11,8 @@ dicts.  The output uses the Engine API's own JSON shape (``ServiceSpec`` with ``
 import re
 import shlex
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
+
 STACK_LABEL = "com.docker.stack.namespace"
 STACK_IMAGE_LABEL = "com.docker.stack.image"
 HASH_LABEL = "io.onmetal.faas.applied-hash"
@@ -20,7 +22,7 @@ LOGICAL_NAME_LABEL = "io.onmetal.faas.logical-name"
 IGNORED_SERVICE_KEYS = ("build", "container_name", "depends_on", "restart", "links", "expose")
 
 
-class ComposeError(Exception):
+class ComposeError(ModuleFailure):
     """A compose document that cannot be deployed; the message names the offending path."""
 
 

@@ -13,8 +13,10 @@ import copy
 import datetime
 import re
 import time
+from dataclasses import dataclass, field
 
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
     HASH_LABEL,
     STACK_LABEL,
@@ -22,12 +24,12 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import spec_hash
 
 
-class StackError(Exception):
-    """A failure with a message for the user; ``details`` is merged into the module result."""
+class StackError(ModuleFailure):
+    """A failure with a message for the user; ``details`` (the partial result) is merged into the module result."""
 
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.details = details
+    @property
+    def details(self):
+        return self.result
 
 
 # What managers answer when Raft has no leader: at once ("does not have a leader"), or after the engine's
@@ -262,75 +264,108 @@ def _with_ids(spec, secret_ids, config_ids):
     return spec
 
 
-def apply_plan(engine, plan, desired, current, contents, with_registry_auth, log, sleep=time.sleep, done=None):
-    """Apply a computed plan.  ``contents`` = {"secrets": {name: bytes}, "configs": {...}} keyed by the
-    content-addressed object name.  ``log`` collects what was done.  ``done`` (filled in as the work
-    proceeds, so a caller still knows what was done when a request fails):
-    {"created": [...], "created_ids": {name: id}, "updated": [...], "removed": [...]}."""
-    if done is None:
-        done = {"created": [], "created_ids": {}, "updated": [], "removed": []}
+@dataclass
+class Done:
+    """What a run did so far, filled in as the work proceeds (a failed request still leaves it right)."""
 
-    for name in plan["services"]["remove"]:
-        _engine_call(engine.remove_service, f"remove service {name}", current["services"][name]["ID"])
-        done["removed"].append(name)
-        log.append(f"removed service {name}")
+    created: list = field(default_factory=list)
+    created_ids: dict = field(default_factory=dict)  # {service name: ID}
+    updated: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
 
-    nets_by_name = {n["name"]: n for n in desired["networks"].values()}
-    for name in plan["networks"]["create"]:
-        spec = copy.deepcopy(nets_by_name[name]["spec"])
-        spec["Labels"][HASH_LABEL] = spec_hash(nets_by_name[name]["spec"])
-        _engine_call(engine.create_network, f"create network {name}", spec)
-        log.append(f"created network {name}")
 
-    ids = {}
-    for section, create in (("secrets", engine.create_secret), ("configs", engine.create_config)):
-        ids[section] = {name: obj["ID"] for name, obj in current[section].items()}
-        by_name = {o["name"]: o for o in desired[section].values() if not o["external"]}
-        for name in plan[section]["create"]:
-            ids[section][name] = _engine_call(
-                create, f"create {section[:-1]} {name}", name, contents[section][name], by_name[name]["labels"]
+class StackRun:
+    """One run against the engine (kubernetes.core's service-object style): the engine, the clock and ``sleep``,
+    the action log (``actions``, the module's RV(actions)) and what was done (``done``, for the rollback).
+
+    ``before_apply(result)``, when given, is called once a run must change something, before the first write
+    (the action plugin's no-op probe uses it to hand over to the module).
+    """
+
+    def __init__(self, engine, clock, sleep, before_apply=None):
+        self.engine = engine
+        self.clock = clock
+        self.sleep = sleep
+        self.before_apply = before_apply
+        self.actions = []
+        self.done = Done()
+
+    def apply(self, plan, desired, current, contents, with_registry_auth):
+        """Apply a computed plan.  ``contents`` = {"secrets": {name: bytes}, "configs": {...}} keyed by the
+        content-addressed object name."""
+        engine, log, done = self.engine, self.actions, self.done
+        for name in plan["services"]["remove"]:
+            _engine_call(engine.remove_service, f"remove service {name}", current["services"][name]["ID"])
+            done.removed.append(name)
+            log.append(f"removed service {name}")
+
+        nets_by_name = {n["name"]: n for n in desired["networks"].values()}
+        for name in plan["networks"]["create"]:
+            spec = copy.deepcopy(nets_by_name[name]["spec"])
+            spec["Labels"][HASH_LABEL] = spec_hash(nets_by_name[name]["spec"])
+            _engine_call(engine.create_network, f"create network {name}", spec)
+            log.append(f"created network {name}")
+
+        ids = self._create_objects(plan, desired, current, contents)
+        by_full = {spec["Name"]: spec for spec in desired["services"].values()}
+        for name in plan["services"]["create"]:
+            spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+            auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+            done.created_ids[name] = _service_call(
+                engine, nets_by_name, log, engine.create_service, f"create service {name}", spec, auth
             )
-            log.append(f"created {section[:-1]} {name}")
+            done.created.append(name)
+            log.append(f"created service {name}")
+        for name in plan["services"]["update"]:
+            have = current["services"][name]
+            spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+            force = (have["Spec"].get("TaskTemplate") or {}).get("ForceUpdate")
+            if force:
+                spec["TaskTemplate"]["ForceUpdate"] = force
+            auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+            what = f"update service {name}"
+            args = (have["ID"], have["Version"]["Index"], spec, auth)
+            _service_call(engine, nets_by_name, log, engine.update_service, what, *args)
+            done.updated.append(name)
+            log.append(f"updated service {name}")
 
-    by_full = {spec["Name"]: spec for spec in desired["services"].values()}
-    for name in plan["services"]["create"]:
-        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
-        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
-        done["created_ids"][name] = _service_call(
-            engine, nets_by_name, log, engine.create_service, f"create service {name}", spec, auth
-        )
-        done["created"].append(name)
-        log.append(f"created service {name}")
-    for name in plan["services"]["update"]:
-        have = current["services"][name]
-        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
-        force = (have["Spec"].get("TaskTemplate") or {}).get("ForceUpdate")
-        if force:
-            spec["TaskTemplate"]["ForceUpdate"] = force
-        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
-        _service_call(
-            engine,
-            nets_by_name,
-            log,
-            engine.update_service,
-            f"update service {name}",
-            have["ID"],
-            have["Version"]["Index"],
-            spec,
-            auth,
-        )
-        done["updated"].append(name)
-        log.append(f"updated service {name}")
+        removed_ids = [current["services"][name]["ID"] for name in plan["services"]["remove"]]
+        nets = [(current["networks"][name]["Id"], name) for name in plan["networks"]["remove"]]
+        _remove_networks(engine, nets, removed_ids, self.sleep)
+        log.extend(f"removed network {name}" for _id, name in nets)
+        for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
+            for name in plan[section]["remove"]:
+                _engine_call(remove, f"remove {section[:-1]} {name}", current[section][name]["ID"])
+                log.append(f"removed {section[:-1]} {name}")
+        return done
 
-    removed_ids = [current["services"][name]["ID"] for name in plan["services"]["remove"]]
-    nets = [(current["networks"][name]["Id"], name) for name in plan["networks"]["remove"]]
-    _remove_networks(engine, nets, removed_ids, sleep)
-    log.extend(f"removed network {name}" for _id, name in nets)
-    for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
-        for name in plan[section]["remove"]:
-            _engine_call(remove, f"remove {section[:-1]} {name}", current[section][name]["ID"])
-            log.append(f"removed {section[:-1]} {name}")
-    return done
+    def _create_objects(self, plan, desired, current, contents):
+        """Create the plan's secrets and configs; -> {section: {name: ID}} of every object the services can use."""
+        ids = {}
+        for section, create in (("secrets", self.engine.create_secret), ("configs", self.engine.create_config)):
+            ids[section] = {name: obj["ID"] for name, obj in current[section].items()}
+            by_name = {o["name"]: o for o in desired[section].values() if not o["external"]}
+            for name in plan[section]["create"]:
+                ids[section][name] = _engine_call(
+                    create, f"create {section[:-1]} {name}", name, contents[section][name], by_name[name]["labels"]
+                )
+                self.actions.append(f"created {section[:-1]} {name}")
+        return ids
+
+    def prune_old_versions(self, plan, current):
+        return prune_old_versions(self.engine, plan, current, self.actions)
+
+    def remove_stack(self, current, stack):
+        return remove_stack(self.engine, current, stack, self.actions, self.sleep)
+
+    def rollback(self, current):
+        return rollback(self.engine, self.done, current, self.actions)
+
+    def wait(self, stack, names, timeout, max_failures, since, **options):
+        """:func:`wait_for_services` with this run's engine, clock and sleep."""
+        return wait_for_services(
+            self.engine, stack, names, timeout, max_failures, since, self.clock, self.sleep, **options
+        )
 
 
 _NETWORK_NOT_FOUND = re.compile(r"network (\S+) not found")
@@ -625,9 +660,10 @@ def _status_text(what, statuses):
 
 
 def rollback(engine, done, current, log):
-    """Roll updated services back to their previous spec; remove services created by this run."""
+    """Roll updated services back to their previous spec; remove services created by this run (``done``: a
+    :class:`Done`)."""
     rolled = {"updated": [], "removed_created": [], "errors": []}
-    for name in done["updated"]:
+    for name in done.updated:
         try:
             svc = engine.inspect_service(current["services"][name]["ID"])
             engine.update_service(svc["ID"], svc["Version"]["Index"], svc["Spec"], None, True)
@@ -635,9 +671,9 @@ def rollback(engine, done, current, log):
             log.append(f"rolled back service {name} to its previous spec")
         except Exception as exc:  # noqa: BLE001
             rolled["errors"].append(f"rollback of {name} failed: {_explain(exc)}")
-    for name in done["created"]:
+    for name in done.created:
         try:
-            engine.remove_service(done["created_ids"][name])
+            engine.remove_service(done.created_ids[name])
             rolled["removed_created"].append(name)
             log.append(f"removed service {name} created by this run")
         except Exception as exc:  # noqa: BLE001

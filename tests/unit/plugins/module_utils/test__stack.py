@@ -5,6 +5,7 @@ import copy
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import (
+    NodeIO,
     choose_endpoint_mode,
     describe,
     load_compose,
@@ -12,7 +13,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack import (
     run,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL, STACK_LABEL
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError, StackRun
 
 NOW = "2026-11-26T20:00:00Z"
 LATER = "2026-11-26T20:00:01Z"
@@ -219,7 +220,7 @@ def _run(swarm, params, check_mode=False, diff=False, ipvs=False, files=None):
             raise FileNotFoundError(2, "No such file or directory")
         return files[path]
 
-    return run(params, swarm, read_file, _yaml, ipvs, check_mode, diff, clock, clock.sleep)
+    return run(params, StackRun(swarm, clock, clock.sleep), NodeIO(read_file, _yaml, ipvs), check_mode, diff)
 
 
 def _yaml(text):

@@ -42,7 +42,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import 
     stack_objects,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
-    build_desired,
     check_digests,
     compute_plan,
     finalize,
@@ -53,6 +52,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     service_diff,
     update_changes,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import build_desired
 
 
 def choose_endpoint_mode(requested, ipvs_present):

@@ -1,7 +1,7 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Plan a stack deployment: desired state from compose, comparison with what the swarm runs.
+"""Plan a stack deployment: compare the desired objects (``_stack_spec.build_desired``) with what the swarm runs.
 
 Pure functions over plain data.  The engine layer (``_stack_engine``) reads the current state
 into the snapshot shape documented on :func:`compute_plan` and applies the plan.
@@ -16,26 +16,13 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     LOGICAL_NAME_LABEL,
     STACK_LABEL,
     ComposeError,
-    apply_endpoint_mode,
-    image_has_digest,
-    pin_image,
-    service_spec,
-    stack_files,
-    stack_networks,
-    uses_default_network,
-    validate,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import (
     live_for_compare,
     normalise,
     spec_drift,
 )
-
-
-def content_hash(data):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import image_has_digest, pin_image
 
 
 def spec_hash(spec):
@@ -44,57 +31,6 @@ def spec_hash(spec):
     (clean.get("Labels") or {}).pop(HASH_LABEL, None)
     text = json.dumps(clean, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def build_desired(stack, compose, secret_contents, config_contents, endpoint_mode):
-    """Validate ``compose`` and build the desired objects.
-
-    Returns ``{"services": {short: spec}, "networks": {...}, "secrets": {...}, "configs": {...},
-    "rewrites": {short: [notes]}, "warnings": [...]}``.  Service specs carry no hash label yet;
-    call :func:`finalize` after pinning images.
-    """
-    validate(compose)
-    warnings = [
-        f"{path}: {text!r} contains ${{...}}; compose variable interpolation is not supported, the value is used "
-        "as written (template it with Jinja instead, or write $$ for a literal $)"
-        for path, text in _interpolations(compose, "")
-    ]
-    networks = stack_networks(stack, compose, uses_default_network(compose))
-    secrets = stack_files(stack, compose, "secrets", secret_contents, content_hash)
-    configs = stack_files(stack, compose, "configs", config_contents, content_hash)
-    top_volumes = compose.get("volumes") or {}
-    services = {}
-    rewrites = {}
-    for name in sorted(compose["services"]):
-        svc = compose["services"][name]
-        ignored = sorted(k for k in svc if k in ("build", "container_name", "depends_on", "restart", "links", "expose"))
-        if ignored:
-            warnings.append("services.{}: ignoring keys that swarm does not use: {}".format(name, ", ".join(ignored)))
-        spec = service_spec(stack, name, svc, networks, secrets, configs, top_volumes)
-        notes = apply_endpoint_mode(spec, endpoint_mode)
-        if notes:
-            rewrites[name] = notes
-        services[name] = spec
-    return {
-        "services": services,
-        "networks": networks,
-        "secrets": secrets,
-        "configs": configs,
-        "rewrites": rewrites,
-        "warnings": warnings,
-    }
-
-
-def _interpolations(value, path):
-    """(path, text) of every string that looks like compose variable interpolation."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _interpolations(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _interpolations(item, f"{path}[{i}]")
-    elif isinstance(value, str) and "${" in value.replace("$$", ""):
-        yield path, value
 
 
 def images_to_resolve(desired):

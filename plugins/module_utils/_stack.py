@@ -4,7 +4,7 @@
 """swarm_stack's single entry point: plan, then (unless check mode) apply, wait, roll back.
 
 All I/O is injected: the run object (``_stack_engine.StackRun``: the engine, see
-``_stack_engine.DockerApiEngine``, the clock, ``sleep`` and the action log) and :class:`NodeIO`
+``_stack_client.DockerApiEngine``, the clock, ``sleep`` and the action log) and :class:`NodeIO`
 (``read_file`` for ``compose_files`` and ``file:`` secrets, ``parse_yaml``, the IPVS probe result).
 :func:`run` returns the module result or raises ``StackError``; :func:`deploy` and
 :func:`describe_module` are the modules' whole logic (result, or ``ModuleFailure``), so main() only
@@ -23,6 +23,15 @@ from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
 from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import RegistryAuthError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import (
+    StackError,
+    check_manager,
+    quorum_lost,
+    quorum_message,
+    read_current,
+    resolve_digests,
+    stack_objects,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
     HASH_LABEL,
     STACK_LABEL,
@@ -30,17 +39,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     merge_compose,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
-    StackError,
-    check_manager,
-    parse_time,
-    quorum_lost,
-    quorum_message,
-    read_current,
-    resolve_digests,
-    service_status,
-    stack_objects,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import parse_time, service_status
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     check_digests,
     compute_plan,

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Plan a stack deployment: compare the desired objects (``_stack_spec.build_desired``) with what the swarm runs.
 
-Pure functions over plain data.  The engine layer (``_stack_engine``) reads the current state
+Pure functions over plain data.  The engine layers (``_stack_client``, ``_stack_engine``) read the current state
 into the snapshot shape documented on :func:`compute_plan` and applies the plan.
 """
 

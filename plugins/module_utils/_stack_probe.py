@@ -29,7 +29,8 @@ from ansible_collections.onmetal.faas.plugins.module_utils._docker_api import co
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path, client_from_params
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import NodeIO, run
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ARGUMENT_SPEC
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError, StackRun
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import StackError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
 
 
 class NeedsModule(Exception):
@@ -98,7 +99,7 @@ def remote_script():
 
 
 class SnapshotEngine:
-    """The engine interface of ``_stack_engine.DockerApiEngine``, answered from a probe's snapshot.
+    """The engine interface of ``_stack_client.DockerApiEngine``, answered from a probe's snapshot.
 
     Reads are served once each, as the module makes them on a run that changes nothing; anything else
     (a write, a registry lookup, a second service listing) raises NeedsModule.

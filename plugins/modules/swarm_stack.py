@@ -355,10 +355,8 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ( 
     MUTUALLY_EXCLUSIVE,
     REQUIRED_IF,
 )
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
-    DockerApiEngine,
-    StackRun,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun  # noqa: E402
 
 
 def _yaml_loader():

@@ -101,7 +101,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._docker_api import DOCKER_COMMON_ARGS  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import connect, describe_module  # noqa: E402
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import DockerApiEngine  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine  # noqa: E402
 
 
 def main():

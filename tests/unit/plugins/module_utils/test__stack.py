@@ -12,8 +12,9 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack import (
     read_contents,
     run,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import StackError
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL, STACK_LABEL
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError, StackRun
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
 
 NOW = "2026-11-26T20:00:00Z"
 LATER = "2026-11-26T20:00:01Z"

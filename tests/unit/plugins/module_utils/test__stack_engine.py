@@ -5,13 +5,15 @@ import datetime
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineAPIError, EngineHTTP
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import (
     DockerApiEngine,
     StackError,
     _repository,
     check_manager,
-    parse_time,
     resolve_digests,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+    parse_time,
     service_status,
     wait_for_services,
 )

@@ -13,7 +13,8 @@ import pytest
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineHTTP
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import NodeIO, run
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ARGUMENT_SPEC
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import DockerApiEngine, StackRun
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import (
     NeedsModule,
     SnapshotEngine,

@@ -52,6 +52,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     update_changes,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import build_desired
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_types import StackResult
 
 
 def choose_endpoint_mode(requested, ipvs_present):
@@ -293,7 +294,7 @@ def _wait(params, stack_run, service_names, since, plan, current, changed):
     return statuses
 
 
-def run(params, stack_run, node, check_mode=False, want_diff=False):
+def run(params, stack_run, node, check_mode=False, want_diff=False) -> StackResult:
     """swarm_stack's run: the module result, or StackError.  ``stack_run`` (:class:`._stack_engine.StackRun`)
     holds the engine, clock, sleep and the action log; ``node`` (:class:`NodeIO`) what is read on the node."""
     stack = params["name"]

@@ -15,6 +15,7 @@ import base64
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path
 from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import STACK_LABEL
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_types import Current
 
 
 class StackError(ModuleFailure):
@@ -188,7 +189,7 @@ def check_manager(info):
         )
 
 
-def read_current(engine, stack):
+def read_current(engine, stack) -> Current:
     """Snapshot of the stack as the swarm runs it (shape documented in _stack_plan.compute_plan)."""
     services = {s["Spec"]["Name"]: s for s in engine.services(stack)}
     networks = {}

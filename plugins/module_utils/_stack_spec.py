@@ -35,6 +35,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_fields import 
     update_config_spec,
     volume_mounts,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_types import Desired
 
 
 def content_hash(data):
@@ -44,7 +45,7 @@ def content_hash(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def build_desired(stack, compose, secret_contents, config_contents, endpoint_mode):
+def build_desired(stack, compose, secret_contents, config_contents, endpoint_mode) -> Desired:
     """Validate ``compose`` and build the desired objects.
 
     Returns ``{"services": {short: spec}, "networks": {...}, "secrets": {...}, "configs": {...},

@@ -181,79 +181,107 @@ _TOP = {
 }
 
 
+# Scalar checkers: kind -> (accepts(value), what is expected, whether the message shows the value)
+_SCALAR_KINDS = {
+    "str": (lambda v: isinstance(v, str), "a string", True),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", True),
+    "bool": (lambda v: isinstance(v, bool), "true or false", True),
+    "num": (lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), "a number", True),
+    "scalar": (lambda v: isinstance(v, (str, int, float, bool)), "a scalar value", False),
+}
+
+
 def _check(value, checker, path):
     kind = checker[0]
     if kind == "any":
         return
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ComposeError(f"{path}: expected a string, got {_type_name(value)} ({value!r})")
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ComposeError(f"{path}: expected an integer, got {_type_name(value)} ({value!r})")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise ComposeError(f"{path}: expected true or false, got {_type_name(value)} ({value!r})")
-    elif kind == "num":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ComposeError(f"{path}: expected a number, got {_type_name(value)} ({value!r})")
-    elif kind == "scalar":
-        if not isinstance(value, (str, int, float, bool)):
-            raise ComposeError(f"{path}: expected a scalar value, got {_type_name(value)}")
-    elif kind == "str_or_list":
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check(item, _SCALAR, f"{path}[{i}]")
-        elif not isinstance(value, str):
-            raise ComposeError(f"{path}: expected a string or a list of strings, got {_type_name(value)}")
-    elif kind == "list":
-        if not isinstance(value, list):
-            raise ComposeError(f"{path}: expected a list, got {_type_name(value)}")
-        for i, item in enumerate(value):
-            _check(item, checker[1], f"{path}[{i}]")
-    elif kind == "map":
-        if not isinstance(value, dict):
-            raise ComposeError(f"{path}: expected a mapping, got {_type_name(value)}")
-        for key, item in value.items():
-            _check(item, checker[1], f"{path}.{key}")
-    elif kind == "list_or_map":
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check(item, _STR, f"{path}[{i}]")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if item is not None:
-                    _check(item, _SCALAR, f"{path}.{key}")
-        else:
-            raise ComposeError(f"{path}: expected a list of KEY=VALUE strings or a mapping, got {_type_name(value)}")
-    elif kind == "obj":
-        if value is None and checker[2]:
-            return
-        _check_obj(value, checker[1], path)
-    elif kind in ("str_or_obj", "scalar_or_obj"):
-        if isinstance(value, dict):
-            _check_obj(value, checker[1], path)
-        elif kind == "str_or_obj" and not isinstance(value, str):
-            raise ComposeError(f"{path}: expected a string or a mapping, got {_type_name(value)}")
-        elif kind == "scalar_or_obj" and not isinstance(value, (str, int)):
-            raise ComposeError(f"{path}: expected a string, a number or a mapping, got {_type_name(value)}")
-    elif kind == "bool_or_obj":
-        if isinstance(value, dict):
-            _check_obj(value, checker[1], path)
-        elif not isinstance(value, bool):
-            raise ComposeError(f"{path}: expected true, false or a mapping, got {_type_name(value)}")
-    elif kind == "list_or_obj_map":
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check(item, _STR, f"{path}[{i}]")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if item is not None:
-                    _check_obj(item, checker[1], f"{path}.{key}")
-        else:
-            raise ComposeError(f"{path}: expected a list of names or a mapping, got {_type_name(value)}")
-    else:  # pragma: no cover - programming error
+    if kind in _SCALAR_KINDS:
+        accepts, expected, show = _SCALAR_KINDS[kind]
+        if not accepts(value):
+            got = f"{_type_name(value)} ({value!r})" if show else _type_name(value)
+            raise ComposeError(f"{path}: expected {expected}, got {got}")
+        return
+    compound = _COMPOUND_KINDS.get(kind)
+    if compound is None:  # pragma: no cover - programming error
         raise AssertionError(kind)
+    compound(value, checker, path)
+
+
+def _check_str_or_list(value, checker, path):
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, _SCALAR, f"{path}[{i}]")
+    elif not isinstance(value, str):
+        raise ComposeError(f"{path}: expected a string or a list of strings, got {_type_name(value)}")
+
+
+def _check_list(value, checker, path):
+    if not isinstance(value, list):
+        raise ComposeError(f"{path}: expected a list, got {_type_name(value)}")
+    for i, item in enumerate(value):
+        _check(item, checker[1], f"{path}[{i}]")
+
+
+def _check_map(value, checker, path):
+    if not isinstance(value, dict):
+        raise ComposeError(f"{path}: expected a mapping, got {_type_name(value)}")
+    for key, item in value.items():
+        _check(item, checker[1], f"{path}.{key}")
+
+
+def _check_list_or_map(value, checker, path):
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, _STR, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if item is not None:
+                _check(item, _SCALAR, f"{path}.{key}")
+    else:
+        raise ComposeError(f"{path}: expected a list of KEY=VALUE strings or a mapping, got {_type_name(value)}")
+
+
+def _check_nested_obj(value, checker, path):
+    if value is None and checker[2]:
+        return
+    _check_obj(value, checker[1], path)
+
+
+def _check_value_or_obj(value, checker, path):
+    kind = checker[0]
+    if isinstance(value, dict):
+        _check_obj(value, checker[1], path)
+    elif kind == "str_or_obj" and not isinstance(value, str):
+        raise ComposeError(f"{path}: expected a string or a mapping, got {_type_name(value)}")
+    elif kind == "scalar_or_obj" and not isinstance(value, (str, int)):
+        raise ComposeError(f"{path}: expected a string, a number or a mapping, got {_type_name(value)}")
+    elif kind == "bool_or_obj" and not isinstance(value, bool):
+        raise ComposeError(f"{path}: expected true, false or a mapping, got {_type_name(value)}")
+
+
+def _check_list_or_obj_map(value, checker, path):
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, _STR, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if item is not None:
+                _check_obj(item, checker[1], f"{path}.{key}")
+    else:
+        raise ComposeError(f"{path}: expected a list of names or a mapping, got {_type_name(value)}")
+
+
+_COMPOUND_KINDS = {
+    "str_or_list": _check_str_or_list,
+    "list": _check_list,
+    "map": _check_map,
+    "list_or_map": _check_list_or_map,
+    "obj": _check_nested_obj,
+    "str_or_obj": _check_value_or_obj,
+    "scalar_or_obj": _check_value_or_obj,
+    "bool_or_obj": _check_value_or_obj,
+    "list_or_obj_map": _check_list_or_obj_map,
+}
 
 
 def _check_obj(value, schema, path):

@@ -309,3 +309,68 @@ def healthcheck_spec(hc, path):
     if "retries" in hc:
         out["Retries"] = hc["retries"]
     return out
+
+
+def dns_config(svc):
+    dns = {}
+    if "dns" in svc:
+        dns["Nameservers"] = [svc["dns"]] if isinstance(svc["dns"], str) else list(svc["dns"])
+    if "dns_search" in svc:
+        dns["Search"] = [svc["dns_search"]] if isinstance(svc["dns_search"], str) else list(svc["dns_search"])
+    if "dns_opt" in svc:
+        dns["Options"] = list(svc["dns_opt"])
+    return dns
+
+
+def extra_hosts(hosts, path):
+    """extra_hosts (list of HOST:IP or mapping) -> ContainerSpec.Hosts ("IP HOST")."""
+    if isinstance(hosts, dict):
+        pairs = [(ip, host) for host, ip in hosts.items()]
+    else:
+        pairs = []
+        for i, entry in enumerate(hosts):
+            host, sep, ip = entry.partition(":")
+            if not sep:
+                raise ComposeError(f"{path}.extra_hosts[{i}]: {entry!r} is not HOST:IP")
+            pairs.append((ip, host))
+    return [f"{ip} {host}" for ip, host in pairs]
+
+
+def resources_spec(resources, path):
+    res = {}
+    for key, api in (("limits", "Limits"), ("reservations", "Reservations")):
+        part = resources.get(key) or {}
+        out = {}
+        if "cpus" in part:
+            out["NanoCPUs"] = nano_cpus(part["cpus"], f"{path}.deploy.resources.{key}.cpus")
+        if "memory" in part:
+            out["MemoryBytes"] = size_bytes(part["memory"], f"{path}.deploy.resources.{key}.memory")
+        if "pids" in part:
+            out["Pids"] = part["pids"]
+        if out:
+            res[api] = out
+    return res
+
+
+def restart_policy_spec(rp, path):
+    policy = {}
+    if "condition" in rp:
+        policy["Condition"] = rp["condition"]
+    if "delay" in rp:
+        policy["Delay"] = duration_ns(rp["delay"], path + ".deploy.restart_policy.delay")
+    if "max_attempts" in rp:
+        policy["MaxAttempts"] = rp["max_attempts"]
+    if "window" in rp:
+        policy["Window"] = duration_ns(rp["window"], path + ".deploy.restart_policy.window")
+    return policy
+
+
+def placement_spec(placement):
+    pl = {}
+    if placement.get("constraints"):
+        pl["Constraints"] = sorted(placement["constraints"])
+    if placement.get("preferences"):
+        pl["Preferences"] = [{"Spread": {"SpreadDescriptor": p["spread"]}} for p in placement["preferences"]]
+    if "max_replicas_per_node" in placement:
+        pl["MaxReplicas"] = placement["max_replicas_per_node"]
+    return pl

@@ -21,15 +21,18 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     validate,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_fields import (
+    dns_config,
     duration_ns,
+    extra_hosts,
     file_refs,
     healthcheck_spec,
     kv_pairs,
     labels_map,
-    nano_cpus,
     parse_port,
+    placement_spec,
+    resources_spec,
+    restart_policy_spec,
     scoped_name,
-    size_bytes,
     split_command,
     str_value,
     update_config_spec,
@@ -204,11 +207,11 @@ def _container_spec(stack, svc, secrets, configs, top_volumes, path):
     hc = healthcheck_spec(svc.get("healthcheck"), path + ".healthcheck")
     if hc is not None:
         container["Healthcheck"] = hc
-    dns = _dns_config(svc)
+    dns = dns_config(svc)
     if dns:
         container["DNSConfig"] = dns
     if "extra_hosts" in svc:
-        container["Hosts"] = _hosts(svc["extra_hosts"], path)
+        container["Hosts"] = extra_hosts(svc["extra_hosts"], path)
     for key, api in (("cap_add", "CapabilityAdd"), ("cap_drop", "CapabilityDrop")):
         if key in svc:
             container[api] = sorted(svc[key])
@@ -224,41 +227,16 @@ def _container_spec(stack, svc, secrets, configs, top_volumes, path):
     return container
 
 
-def _dns_config(svc):
-    dns = {}
-    if "dns" in svc:
-        dns["Nameservers"] = [svc["dns"]] if isinstance(svc["dns"], str) else list(svc["dns"])
-    if "dns_search" in svc:
-        dns["Search"] = [svc["dns_search"]] if isinstance(svc["dns_search"], str) else list(svc["dns_search"])
-    if "dns_opt" in svc:
-        dns["Options"] = list(svc["dns_opt"])
-    return dns
-
-
-def _hosts(hosts, path):
-    """extra_hosts (list of HOST:IP or mapping) -> ContainerSpec.Hosts ("IP HOST")."""
-    if isinstance(hosts, dict):
-        pairs = [(ip, host) for host, ip in hosts.items()]
-    else:
-        pairs = []
-        for i, entry in enumerate(hosts):
-            host, sep, ip = entry.partition(":")
-            if not sep:
-                raise ComposeError(f"{path}.extra_hosts[{i}]: {entry!r} is not HOST:IP")
-            pairs.append((ip, host))
-    return [f"{ip} {host}" for ip, host in pairs]
-
-
 def _task_template(container, deploy, svc, path):
     """TaskTemplate without the networks: container, resources, restart policy, placement, log driver."""
     task = {"ContainerSpec": container}
-    res = _resources(deploy.get("resources") or {}, path)
+    res = resources_spec(deploy.get("resources") or {}, path)
     if res:
         task["Resources"] = res
     rp = deploy.get("restart_policy")
     if rp:
-        task["RestartPolicy"] = _restart_policy(rp, path)
-    pl = _placement(deploy.get("placement") or {})
+        task["RestartPolicy"] = restart_policy_spec(rp, path)
+    pl = placement_spec(deploy.get("placement") or {})
     if pl:
         task["Placement"] = pl
     if svc.get("logging"):
@@ -267,46 +245,6 @@ def _task_template(container, deploy, svc, path):
             "Options": {k: str_value(v) for k, v in (svc["logging"].get("options") or {}).items()},
         }
     return task
-
-
-def _resources(resources, path):
-    res = {}
-    for key, api in (("limits", "Limits"), ("reservations", "Reservations")):
-        part = resources.get(key) or {}
-        out = {}
-        if "cpus" in part:
-            out["NanoCPUs"] = nano_cpus(part["cpus"], f"{path}.deploy.resources.{key}.cpus")
-        if "memory" in part:
-            out["MemoryBytes"] = size_bytes(part["memory"], f"{path}.deploy.resources.{key}.memory")
-        if "pids" in part:
-            out["Pids"] = part["pids"]
-        if out:
-            res[api] = out
-    return res
-
-
-def _restart_policy(rp, path):
-    policy = {}
-    if "condition" in rp:
-        policy["Condition"] = rp["condition"]
-    if "delay" in rp:
-        policy["Delay"] = duration_ns(rp["delay"], path + ".deploy.restart_policy.delay")
-    if "max_attempts" in rp:
-        policy["MaxAttempts"] = rp["max_attempts"]
-    if "window" in rp:
-        policy["Window"] = duration_ns(rp["window"], path + ".deploy.restart_policy.window")
-    return policy
-
-
-def _placement(placement):
-    pl = {}
-    if placement.get("constraints"):
-        pl["Constraints"] = sorted(placement["constraints"])
-    if placement.get("preferences"):
-        pl["Preferences"] = [{"Spread": {"SpreadDescriptor": p["spread"]}} for p in placement["preferences"]]
-    if "max_replicas_per_node" in placement:
-        pl["MaxReplicas"] = placement["max_replicas_per_node"]
-    return pl
 
 
 def _attachments(name, svc_nets, networks):

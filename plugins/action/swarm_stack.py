@@ -23,6 +23,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import (
     MUTUALLY_EXCLUSIVE,
     REQUIRED_IF,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import probe_args as probe_args_for
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import probe_result, remote_script
 
 # The interpreter named in the module's shebang (plugins/modules/swarm_stack.py), which Ansible replaces.
@@ -86,20 +87,9 @@ class ActionModule(ActionBase):
         except AnsibleActionFail:
             return None, "invalid arguments"  # the module reports them in its own words
         params = validation.validated_parameters
-        if not params["no_op_probe"]:
-            return None, "no_op_probe=false"
-        if params["state"] == "present" and (params["compose_files"] or params["resolve_digests"]):
-            return None, "compose_files or resolve_digests"  # files on the node and registry lookups
-        probe_args = {
-            "name": params["name"],
-            "docker_host": params["docker_host"],
-            "api_version": params["api_version"],
-            "timeout": params["timeout"],
-            # expanded on the node, as the module does it
-            "ipvs_probe_path": self._task.args.get("ipvs_probe_path") or ARGUMENT_SPEC["ipvs_probe_path"]["default"],
-            # the tasks are read by the wait only
-            "with_tasks": params["state"] == "present" and params["wait"] and not self._play_context.check_mode,
-        }
+        probe_args, why = probe_args_for(params, self._task.args.get("ipvs_probe_path"), self._play_context.check_mode)
+        if probe_args is None:
+            return None, why
         command = " ".join(
             [
                 # the task's environment (DOCKER_HOST, TLS settings, proxies), as the module would get it

@@ -1,7 +1,10 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Connection options of the modules that talk to the Docker Engine API (stdlib client, no Docker SDK)."""
+"""Connection options of the modules that talk to the Docker Engine API (stdlib client, no Docker SDK).
+
+Their argument spec is ``plugins/module_utils/_docker_api.py`` (``DOCKER_COMMON_ARGS``): change both together.
+"""
 
 
 class ModuleDocFragment:

@@ -11,6 +11,11 @@ connection open for all requests of a run, and reads ``DOCKER_HOST`` / ``DOCKER_
 
 Without an explicit API version the requests are unversioned, which the engine answers with its
 own current API version (no negotiation request).
+
+This file is shipped to managed nodes as source: swarm_stack's read-only probe
+(``_stack_probe.remote_script``) sends it, with ``inspect.getsource``, inside a ``python3 -c``
+command.  It must stay standard-library only and import nothing from the collection (nor from
+Ansible); the modules' connection options it reads are ``_docker_api.DOCKER_COMMON_ARGS``.
 """
 
 import http.client

@@ -14,12 +14,14 @@ import base64
 import json
 import os
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
 
 
-class RegistryAuthError(Exception):
-    pass
+class RegistryAuthError(ModuleFailure):
+    """The docker client configuration or a credential helper cannot give the credentials; the message says why."""
 
 
 def registry_of(image):

@@ -3,13 +3,35 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """swarm_stack's single entry point: plan, then (unless check mode) apply, wait, roll back.
 
-All I/O is injected: the engine (see ``_stack_engine.DockerApiEngine``), ``read_file`` for
-``compose_files`` and ``file:`` secrets, ``parse_yaml``, the IPVS probe result, the clock and
-``sleep``.  ``run`` returns the module result or raises ``StackError``.
+All I/O is injected: the run object (``_stack_engine.StackRun``: the engine, see
+``_stack_client.DockerApiEngine``, the clock, ``sleep`` and the action log) and :class:`NodeIO`
+(``read_file`` for ``compose_files`` and ``file:`` secrets, ``parse_yaml``, the IPVS probe result).
+:func:`run` returns the module result or raises ``StackError``; :func:`deploy` and
+:func:`describe_module` are the modules' whole logic (result, or ``ModuleFailure``), so main() only
+talks to AnsibleModule.
 """
 
 import os
+from dataclasses import dataclass
+from typing import Callable, Optional
 
+from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (
+    EngineAPIError,
+    EngineConfigError,
+    client_from_params,
+    connection_problem,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
+from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import RegistryAuthError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import (
+    StackError,
+    check_manager,
+    quorum_lost,
+    quorum_message,
+    read_current,
+    resolve_digests,
+    stack_objects,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
     HASH_LABEL,
     STACK_LABEL,
@@ -17,22 +39,8 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     merge_compose,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
-    StackError,
-    apply_plan,
-    check_manager,
-    parse_time,
-    prune_old_versions,
-    read_current,
-    remove_stack,
-    resolve_digests,
-    rollback,
-    service_status,
-    stack_objects,
-    wait_for_services,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import parse_time, service_status
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
-    build_desired,
     check_digests,
     compute_plan,
     finalize,
@@ -43,6 +51,8 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     service_diff,
     update_changes,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import build_desired
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_types import StackResult
 
 
 def choose_endpoint_mode(requested, ipvs_present):
@@ -151,8 +161,22 @@ def _service_summary(spec, short, status=None, service_id=None):
     return item
 
 
-def _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply=None):
-    current = read_current(engine, stack)
+@dataclass
+class NodeIO:
+    """What a run reads on the managed node: ``read_file(path) -> bytes`` (``compose_files``, ``file:`` secrets),
+    ``parse_yaml(text)`` (None when no compose_files are given) and whether the kernel has IPVS."""
+
+    read_file: Callable
+    parse_yaml: Optional[Callable] = None
+    ipvs_present: bool = False
+
+
+def _new_result(stack):
+    return {"changed": False, "stack": stack, "actions": [], "warnings": [], "services": []}
+
+
+def _absent(stack_run, stack, check_mode, want_diff, result):
+    current = read_current(stack_run.engine, stack)
     objects = stack_objects(current, stack)
     plan = {
         "services": {"create": [], "update": [], "remove": sorted(current["services"]), "unchanged": []},
@@ -172,37 +196,29 @@ def _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply=No
             "after": {"services": {}},
         }
     if result["changed"] and not check_mode:
-        if before_apply is not None:
-            before_apply(result)
-        remove_stack(engine, current, stack, result["actions"], sleep)
+        if stack_run.before_apply is not None:
+            stack_run.before_apply(result)
+        stack_run.remove_stack(current, stack)
     return result
 
 
-def _fail(exc, params, engine, stack, plan, current, done, result, clock, sleep):
+def _fail(exc, params, stack_run, stack, plan, current, result):
     """Raise the failure of an apply or a wait, after rolling back what this run did (if asked)."""
+    done = stack_run.done
     details = dict(exc.details)
     details.update(plan=plan, actions=result["actions"], changed=bool(result["actions"]))
-    if not (params["rollback_on_failure"] and (done["updated"] or done["created"])):
+    if not (params["rollback_on_failure"] and (done.updated or done.created)):
         raise StackError(str(exc), **details) from None
-    rolled = rollback(engine, done, current, result["actions"])
+    rolled = stack_run.rollback(current)
     details["rolled_back"] = rolled
     restored = [f"{n} (previous spec restored)" for n in rolled["updated"]]
     removed = [f"{n} (created by this run, removed)" for n in rolled["removed_created"]]
     msg = f"{exc}. Rolled back: " + (", ".join(restored + removed) or "nothing")
     if rolled["updated"]:
-        after = engine.info()
+        after = stack_run.engine.info()
         try:
-            wait_for_services(
-                engine,
-                stack,
-                rolled["updated"],
-                params["wait_timeout"],
-                0,
-                parse_time(after.get("SystemTime")),
-                clock,
-                sleep,
-                rolling_back=True,
-            )
+            since = parse_time(after.get("SystemTime"))
+            stack_run.wait(stack, rolled["updated"], params["wait_timeout"], 0, since, rolling_back=True)
             msg += "; the previous version is running again"
             details["rollback_converged"] = True
         except StackError as rexc:
@@ -213,24 +229,13 @@ def _fail(exc, params, engine, stack, plan, current, done, result, clock, sleep)
     raise StackError(msg, **details) from None
 
 
-def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_diff, clock, sleep, before_apply=None):
-    """``before_apply(result)``, when given, is called once the plan says a real run must change something,
-    before the first write (the action plugin's no-op probe uses it to hand over to the module)."""
-    stack = params["name"]
-    result = {"changed": False, "stack": stack, "actions": [], "warnings": [], "services": []}
-
-    info = engine.info()
-    check_manager(info)
-    since = parse_time(info.get("SystemTime"))
-
-    if params["state"] == "absent":
-        return _absent(engine, stack, check_mode, want_diff, result, sleep, before_apply)
-
-    mode, why = choose_endpoint_mode(params["endpoint_mode"], ipvs_present)
-    compose = load_compose(params, read_file, parse_yaml)
+def desired_state(params, stack_run, node, result):
+    """The desired objects of the run (validated, endpoint mode applied, images pinned, hashed)."""
+    mode, why = choose_endpoint_mode(params["endpoint_mode"], node.ipvs_present)
+    compose = load_compose(params, node.read_file, node.parse_yaml)
     try:
-        contents = read_contents(compose, params, read_file)
-        desired = build_desired(stack, compose, contents["secrets"], contents["configs"], mode)
+        contents = read_contents(compose, params, node.read_file)
+        desired = build_desired(params["name"], compose, contents["secrets"], contents["configs"], mode)
     except ComposeError as exc:
         raise StackError(f"compose: {exc}") from None
     result["warnings"].extend(desired["warnings"])
@@ -240,27 +245,73 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
         users = {}
         for short, spec in desired["services"].items():
             users.setdefault(spec["TaskTemplate"]["ContainerSpec"]["Image"], []).append(short)
-        pin_images(desired, resolve_digests(engine, images_to_resolve(desired), users))
+        pin_images(desired, resolve_digests(stack_run.engine, images_to_resolve(desired), users))
     if params["require_digests"]:
         try:
             check_digests(desired)
         except ComposeError as exc:
             raise StackError(str(exc)) from None
     finalize(desired)
+    named_contents = {
+        section: {obj["name"]: contents[section][key] for key, obj in desired[section].items() if not obj["external"]}
+        for section in ("secrets", "configs")
+    }
+    return desired, named_contents
 
-    current = read_current(engine, stack)
-    plan = compute_plan(stack, desired, current, params["prune"], params["keep_old_versions"])
+
+def _plan(params, desired, current, want_diff, result):
+    plan = compute_plan(params["name"], desired, current, params["prune"], params["keep_old_versions"])
     errors = plan_errors(plan, desired)
     if errors:
         raise StackError("; ".join(errors), plan=plan)
-    by_full = {spec["Name"]: (short, spec) for short, spec in desired["services"].items()}
     plan["services"]["changes"] = update_changes(desired, current, plan)
     result["plan"] = plan
     result["changed"] = plan_changes(plan)
     if want_diff:
         result["diff"] = service_diff(desired, current, plan, current["network_names"])
+    return plan
 
-    service_names = sorted(by_full)
+
+def _wait(params, stack_run, service_names, since, plan, current, changed):
+    """{name: status} once every service converged (the wait's own StackError otherwise)."""
+    done = stack_run.done
+    statuses = {}
+    for status in stack_run.wait(
+        params["name"],
+        service_names,
+        params["wait_timeout"],
+        params["wait_max_task_failures"],
+        since,
+        services=None if changed else list(current["services"].values()),
+        fresh=set(done.created) | set(done.updated),
+        rollout={
+            name: (current["services"][name].get("UpdateStatus") or {}).get("StartedAt")
+            for name in done.updated
+            if any(p.startswith("TaskTemplate") for p in plan["services"]["changes"].get(name, []))
+        },
+    ):
+        statuses[status["name"]] = status
+    return statuses
+
+
+def run(params, stack_run, node, check_mode=False, want_diff=False) -> StackResult:
+    """swarm_stack's run: the module result, or StackError.  ``stack_run`` (:class:`._stack_engine.StackRun`)
+    holds the engine, clock, sleep and the action log; ``node`` (:class:`NodeIO`) what is read on the node."""
+    stack = params["name"]
+    result = _new_result(stack)
+    result["actions"] = stack_run.actions
+
+    info = stack_run.engine.info()
+    check_manager(info)
+    since = parse_time(info.get("SystemTime"))
+
+    if params["state"] == "absent":
+        return _absent(stack_run, stack, check_mode, want_diff, result)
+
+    desired, named_contents = desired_state(params, stack_run, node, result)
+    current = read_current(stack_run.engine, stack)
+    plan = _plan(params, desired, current, want_diff, result)
+    by_full = {spec["Name"]: (short, spec) for short, spec in desired["services"].items()}
     if check_mode:
         result["services"] = [
             _service_summary(spec, short, service_id=(current["services"].get(name) or {}).get("ID"))
@@ -268,58 +319,25 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
         ]
         return result
 
-    named_contents = {}
-    for section in ("secrets", "configs"):
-        named_contents[section] = {
-            obj["name"]: contents[section][key] for key, obj in desired[section].items() if not obj["external"]
-        }
-    done = {"created": [], "created_ids": {}, "updated": [], "removed": []}
-    if result["changed"] and before_apply is not None:
-        before_apply(result)
     if result["changed"]:
+        if stack_run.before_apply is not None:
+            stack_run.before_apply(result)
         try:
-            apply_plan(
-                engine,
-                plan,
-                desired,
-                current,
-                named_contents,
-                params["with_registry_auth"],
-                result["actions"],
-                sleep,
-                done,
-            )
+            stack_run.apply(plan, desired, current, named_contents, params["with_registry_auth"])
         except StackError as exc:
-            _fail(exc, params, engine, stack, plan, current, done, result, clock, sleep)
+            _fail(exc, params, stack_run, stack, plan, current, result)
 
     statuses = {}
-    if params["wait"] and service_names:
+    if params["wait"] and by_full:
         try:
-            for status in wait_for_services(
-                engine,
-                stack,
-                service_names,
-                params["wait_timeout"],
-                params["wait_max_task_failures"],
-                since,
-                clock,
-                sleep,
-                services=None if result["changed"] else list(current["services"].values()),
-                fresh=set(done["created"]) | set(done["updated"]),
-                rollout={
-                    name: (current["services"][name].get("UpdateStatus") or {}).get("StartedAt")
-                    for name in done["updated"]
-                    if any(p.startswith("TaskTemplate") for p in plan["services"]["changes"].get(name, []))
-                },
-            ):
-                statuses[status["name"]] = status
+            statuses = _wait(params, stack_run, sorted(by_full), since, plan, current, result["changed"])
         except StackError as exc:
-            _fail(exc, params, engine, stack, plan, current, done, result, clock, sleep)
+            _fail(exc, params, stack_run, stack, plan, current, result)
 
     if result["changed"]:
-        result["pruned_old_versions"] = prune_old_versions(engine, plan, current, result["actions"])
+        result["pruned_old_versions"] = stack_run.prune_old_versions(plan, current)
 
-    fresh_ids = dict(done["created_ids"])
+    fresh_ids = dict(stack_run.done.created_ids)
     for name, svc in current["services"].items():
         fresh_ids.setdefault(name, svc["ID"])
     result["services"] = [
@@ -327,6 +345,59 @@ def run(params, engine, read_file, parse_yaml, ipvs_present, check_mode, want_di
         for name, (short, spec) in sorted(by_full.items())
     ]
     return result
+
+
+def _quorum(engine, msg):
+    """Replace an engine error that means 'no leader' with the quorum message (counts from /info)."""
+    if not quorum_lost(msg):
+        return msg
+    try:
+        info = engine.info()
+    except Exception:  # noqa: BLE001 - the message works without the counts
+        info = None
+    return quorum_message(msg, info)
+
+
+def deploy(params, stack_run, node, check_mode=False, want_diff=False):
+    """The module's whole logic: :func:`run` plus ``api_calls``, every failure turned into ModuleFailure with the
+    module's message (quorum loss explained, connection problems named) and the partial result."""
+    engine = stack_run.engine
+    try:
+        result = run(params, stack_run, node, check_mode, want_diff)
+    except StackError as exc:
+        details = dict(exc.details)
+        details.setdefault("changed", False)
+        raise ModuleFailure(_quorum(engine, str(exc)), api_calls=engine.calls, **details) from None
+    except EngineAPIError as exc:
+        raise ModuleFailure(_quorum(engine, f"Docker engine error: {exc}"), api_calls=engine.calls) from None
+    except (RegistryAuthError, EngineConfigError) as exc:
+        raise ModuleFailure(str(exc), api_calls=engine.calls) from None
+    except OSError as exc:  # no socket, refused, TLS, or the engine did not answer in time
+        raise ModuleFailure(connection_problem(exc, engine.http), api_calls=engine.calls) from None
+    result["api_calls"] = engine.calls
+    return result
+
+
+def connect(params, environ):
+    """The engine client from the connection options (``_docker_api.DOCKER_COMMON_ARGS``); ModuleFailure when the
+    settings cannot work."""
+    try:
+        return client_from_params(params, environ)
+    except EngineConfigError as exc:
+        raise ModuleFailure(str(exc)) from None
+
+
+def describe_module(params, engine):
+    """swarm_stack_info's whole logic: :func:`describe`, failures as ModuleFailure with the module's message."""
+    http = engine.http
+    try:
+        return describe(params, engine)
+    except StackError as exc:
+        raise ModuleFailure(str(exc), **exc.details) from None
+    except EngineAPIError as exc:
+        raise ModuleFailure(f"Docker engine error at {http.base_url}: {exc}") from None
+    except OSError as exc:
+        raise ModuleFailure(connection_problem(exc, http)) from None
 
 
 def describe(params, engine):

@@ -1,7 +1,13 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""swarm_stack's argument spec, shared by the module and its action plugin (which validates the same way)."""
+"""swarm_stack's argument spec, shared by the module and its action plugin (which validates the same way).
+
+The Docker connection options come from ``_docker_api.DOCKER_COMMON_ARGS`` (documented in the
+``onmetal.faas.docker_api`` doc fragment).
+"""
+
+from ansible_collections.onmetal.faas.plugins.module_utils._docker_api import DOCKER_COMMON_ARGS
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -22,10 +28,8 @@ ARGUMENT_SPEC = dict(
     require_digests=dict(type="bool", default=False),
     endpoint_mode=dict(type="str", choices=["auto", "vip", "dnsrr"], default="auto"),
     ipvs_probe_path=dict(type="path", default="/proc/net/ip_vs"),
-    docker_host=dict(type="str"),
-    api_version=dict(type="str", default="auto"),
-    timeout=dict(type="int", default=60),
     no_op_probe=dict(type="bool", default=True),
+    **DOCKER_COMMON_ARGS,
 )
 MUTUALLY_EXCLUSIVE = [("compose", "compose_files")]
 REQUIRED_IF = [("state", "present", ("compose", "compose_files"), True)]

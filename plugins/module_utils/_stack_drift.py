@@ -21,7 +21,8 @@ declare them.
 
 import copy
 
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL, image_has_digest
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import image_has_digest
 
 _UPDATE_DEFAULTS = (
     ("Parallelism", 1),

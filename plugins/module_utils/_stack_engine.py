@@ -1,252 +1,24 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Talk to the engine for swarm_stack: read the stack, apply a plan, wait, roll back.
+"""Apply a stack plan, wait for convergence, roll back: swarm_stack's run object (:class:`StackRun`).
 
-The engine is an object with the small interface of :class:`DockerApiEngine` (Engine API requests
-over the standard-library client in ``_engine_http``).  Unit tests pass a fake with the same methods; the clock
-and ``sleep`` are injected too.
+The engine (``_stack_client.DockerApiEngine`` or a fake with its methods), the clock and ``sleep``
+are injected; :class:`StackRun` holds them with the action log and what was done.
 """
 
-import base64
 import copy
 import datetime
 import re
 import time
+from dataclasses import dataclass, field
 
-from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import StackError
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
     HASH_LABEL,
     STACK_LABEL,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import spec_hash
-
-
-class StackError(Exception):
-    """A failure with a message for the user; ``details`` is merged into the module result."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.details = details
-
-
-# What managers answer when Raft has no leader: at once ("does not have a leader"), or after the engine's
-# own deadline while an election cannot complete ("rpc error: ... context deadline exceeded").
-QUORUM_HINTS = ("does not have a leader", "context deadline exceeded")
-
-
-def quorum_lost(text):
-    """True when an engine error says that the swarm's managers have lost their quorum."""
-    return any(hint in text for hint in QUORUM_HINTS)
-
-
-def quorum_message(error, info=None):
-    """The user's message for a quorum loss.  ``info``: the engine's ``/info`` answer (optional), for the
-    manager count and the managers this node knows of."""
-    swarm = (info or {}).get("Swarm") or {}
-    known = sorted(m.get("Addr", "?") for m in swarm.get("RemoteManagers") or [])
-    # Without a leader the engine may report Managers=0; the managers it knows of are still listed.
-    managers = swarm.get("Managers") or len(known)
-    count = (
-        f"The swarm has {managers} manager(s) ({', '.join(known)}) and needs {managers // 2 + 1} ((N/2)+1) of them "
-        "online"
-        if managers
-        else "A swarm of N managers needs (N/2)+1 of them online"
-    )
-    return (
-        f"swarm quorum lost: the managers have no leader, so the swarm refuses every management operation "
-        f"({error.strip()}). {count}; containers that run keep running. Fix: start the managers that are down (their "
-        "hosts and docker engines) and re-run. Only if they are lost for good: run 'docker swarm init "
-        "--force-new-cluster --advertise-addr <its address>' on one surviving manager, then re-run the playbook "
-        "to rejoin the others."
-    )
-
-
-class DockerApiEngine:
-    """The engine operations swarm_stack needs, over an :class:`._engine_http.EngineHTTP` client.
-
-    Every method is one Engine API request, so the number of calls a run makes is easy to reason
-    about (and is counted in ``calls``).  ``auth_lookup(image)`` returns the X-Registry-Auth header
-    for the image's registry, or None.
-    """
-
-    def __init__(self, http, auth_lookup=None):
-        self.http = http
-        self._auth_lookup = auth_lookup
-        self.calls = 0
-
-    def _get(self, template, *args, params=None):
-        self.calls += 1
-        return self.http.get(build_path(template, *args, params=params))
-
-    def _post(self, template, *args, body=None, headers=None, params=None):
-        self.calls += 1
-        return self.http.post(build_path(template, *args, params=params), body=body, headers=headers)
-
-    def _delete(self, template, *args):
-        self.calls += 1
-        return self.http.delete(build_path(template, *args))
-
-    def info(self):
-        return self._get("/info")
-
-    def services(self, stack):
-        """Services of one stack; with ``stack=None`` the services of every stack."""
-        label = STACK_LABEL if stack is None else f"{STACK_LABEL}={stack}"
-        return self._get("/services", params={"filters": {"label": [label]}}) or []
-
-    def tasks(self, service_ids):
-        return self._get("/tasks", params={"filters": {"service": list(service_ids)}}) or []
-
-    def networks(self):
-        return self._get("/networks") or []
-
-    def secrets(self):
-        return self._get("/secrets") or []
-
-    def configs(self):
-        return self._get("/configs") or []
-
-    def create_network(self, spec):
-        body = {
-            "Name": spec["Name"],
-            "Driver": spec.get("Driver"),
-            "Internal": spec.get("Internal", False),
-            "Attachable": spec.get("Attachable", False),
-            "Labels": spec.get("Labels") or {},
-        }
-        if spec.get("Options"):
-            body["Options"] = spec["Options"]
-        if spec.get("IPAM"):
-            body["IPAM"] = spec["IPAM"]
-        if spec.get("Driver") == "overlay":
-            body["Scope"] = "swarm"
-        return self._post("/networks/create", body=body)["Id"]
-
-    def remove_network(self, net_id):
-        self._delete("/networks/{0}", net_id)
-
-    def _create_object(self, kind, name, data, labels):
-        body = {"Name": name, "Data": base64.b64encode(data).decode("ascii"), "Labels": labels or {}}
-        return self._post(f"/{kind}/create", body=body)["ID"]
-
-    def create_secret(self, name, data, labels):
-        return self._create_object("secrets", name, data, labels)
-
-    def remove_secret(self, secret_id):
-        self._delete("/secrets/{0}", secret_id)
-
-    def create_config(self, name, data, labels):
-        return self._create_object("configs", name, data, labels)
-
-    def remove_config(self, config_id):
-        self._delete("/configs/{0}", config_id)
-
-    def registry_auth(self, image):
-        """The X-Registry-Auth header for the image's registry from the client's config, or None."""
-        return self._auth_lookup(image) if self._auth_lookup is not None else None
-
-    def create_service(self, spec, auth_header=None):
-        headers = {"X-Registry-Auth": auth_header} if auth_header else None
-        return self._post("/services/create", body=spec, headers=headers)["ID"]
-
-    def update_service(self, service_id, version, spec, auth_header=None, rollback=False):
-        headers = {"X-Registry-Auth": auth_header} if auth_header else None
-        params = {"version": version}
-        if rollback:
-            params["rollback"] = "previous"
-        return self._post("/services/{0}/update", service_id, body=spec, headers=headers, params=params)
-
-    def inspect_service(self, service_id):
-        return self._get("/services/{0}", service_id)
-
-    def remove_service(self, service_id):
-        self._delete("/services/{0}", service_id)
-
-    def distribution_digest(self, image):
-        self.calls += 1
-        auth = self.registry_auth(image)
-        headers = {"X-Registry-Auth": auth} if auth else None
-        answer = self.http.request("GET", build_path("/distribution/{0}/json", image), headers=headers)
-        return answer["Descriptor"]["digest"]
-
-    def local_repo_digests(self, image):
-        return self._get("/images/{0}/json", image).get("RepoDigests") or []
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-
-
-def check_manager(info):
-    swarm = info.get("Swarm") or {}
-    state = swarm.get("LocalNodeState", "inactive")
-    if state != "active":
-        raise StackError(
-            f"this engine is not part of a swarm (LocalNodeState={state}); initialise one first "
-            "(onmetal.faas swarm role or 'docker swarm init') or point docker_host at a manager"
-        )
-    if not swarm.get("ControlAvailable"):
-        raise StackError(
-            "node {} is a swarm worker, not a manager; stacks can only be deployed from a manager node: run this task "
-            "on a manager (e.g. delegate_to: the first host of your managers group)".format(swarm.get("NodeID", "?"))
-        )
-
-
-def read_current(engine, stack):
-    """Snapshot of the stack as the swarm runs it (shape documented in _stack_plan.compute_plan)."""
-    services = {s["Spec"]["Name"]: s for s in engine.services(stack)}
-    networks = {}
-    network_names = {}
-    for net in engine.networks():
-        networks[net["Name"]] = net
-        network_names[net["Id"]] = net["Name"]
-    secrets = {s["Spec"]["Name"]: dict(s, Labels=s["Spec"].get("Labels") or {}) for s in engine.secrets()}
-    configs = {c["Spec"]["Name"]: dict(c, Labels=c["Spec"].get("Labels") or {}) for c in engine.configs()}
-    return {
-        "services": services,
-        "networks": networks,
-        "network_names": network_names,
-        "secrets": secrets,
-        "configs": configs,
-    }
-
-
-def resolve_digests(engine, images, image_services):
-    """Image -> digest via the engine: the registry first (distribution API), then the repo digests
-    the local image store knows.  Raises StackError naming the service when neither works."""
-    digests = {}
-    for image in images:
-        repo = _repository(image)
-        try:
-            digests[image] = engine.distribution_digest(image)
-            continue
-        except Exception as exc:  # noqa: BLE001 - any engine/registry error: try the local store
-            registry_error = str(exc)
-        try:
-            local = [d for d in engine.local_repo_digests(image) if d.split("@", 1)[0] == repo]
-        except Exception as exc:  # noqa: BLE001
-            local = []
-            registry_error += f"; local image: {exc}"
-        if local:
-            digests[image] = local[0].split("@", 1)[1]
-            continue
-        raise StackError(
-            "resolve_digests: cannot resolve image {!r} of service(s) {} to a digest: registry: {}; the local image "
-            "store has no repo digest for it either. Push the image to a registry the engine can reach, or pin it "
-            "as repo:tag@sha256:...".format(image, ", ".join(image_services.get(image, [])), registry_error)
-        )
-    return digests
-
-
-def _repository(image):
-    """'reg:5000/a/b:tag@sha256:x' -> 'reg:5000/a/b' (no docker.io normalisation)."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
-    return name
-
 
 # --------------------------------------------------------------------------------------------
 # Applying
@@ -262,75 +34,108 @@ def _with_ids(spec, secret_ids, config_ids):
     return spec
 
 
-def apply_plan(engine, plan, desired, current, contents, with_registry_auth, log, sleep=time.sleep, done=None):
-    """Apply a computed plan.  ``contents`` = {"secrets": {name: bytes}, "configs": {...}} keyed by the
-    content-addressed object name.  ``log`` collects what was done.  ``done`` (filled in as the work
-    proceeds, so a caller still knows what was done when a request fails):
-    {"created": [...], "created_ids": {name: id}, "updated": [...], "removed": [...]}."""
-    if done is None:
-        done = {"created": [], "created_ids": {}, "updated": [], "removed": []}
+@dataclass
+class Done:
+    """What a run did so far, filled in as the work proceeds (a failed request still leaves it right)."""
 
-    for name in plan["services"]["remove"]:
-        _engine_call(engine.remove_service, f"remove service {name}", current["services"][name]["ID"])
-        done["removed"].append(name)
-        log.append(f"removed service {name}")
+    created: list = field(default_factory=list)
+    created_ids: dict = field(default_factory=dict)  # {service name: ID}
+    updated: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
 
-    nets_by_name = {n["name"]: n for n in desired["networks"].values()}
-    for name in plan["networks"]["create"]:
-        spec = copy.deepcopy(nets_by_name[name]["spec"])
-        spec["Labels"][HASH_LABEL] = spec_hash(nets_by_name[name]["spec"])
-        _engine_call(engine.create_network, f"create network {name}", spec)
-        log.append(f"created network {name}")
 
-    ids = {}
-    for section, create in (("secrets", engine.create_secret), ("configs", engine.create_config)):
-        ids[section] = {name: obj["ID"] for name, obj in current[section].items()}
-        by_name = {o["name"]: o for o in desired[section].values() if not o["external"]}
-        for name in plan[section]["create"]:
-            ids[section][name] = _engine_call(
-                create, f"create {section[:-1]} {name}", name, contents[section][name], by_name[name]["labels"]
+class StackRun:
+    """One run against the engine (kubernetes.core's service-object style): the engine, the clock and ``sleep``,
+    the action log (``actions``, the module's RV(actions)) and what was done (``done``, for the rollback).
+
+    ``before_apply(result)``, when given, is called once a run must change something, before the first write
+    (the action plugin's no-op probe uses it to hand over to the module).
+    """
+
+    def __init__(self, engine, clock, sleep, before_apply=None):
+        self.engine = engine
+        self.clock = clock
+        self.sleep = sleep
+        self.before_apply = before_apply
+        self.actions = []
+        self.done = Done()
+
+    def apply(self, plan, desired, current, contents, with_registry_auth):
+        """Apply a computed plan.  ``contents`` = {"secrets": {name: bytes}, "configs": {...}} keyed by the
+        content-addressed object name."""
+        engine, log, done = self.engine, self.actions, self.done
+        for name in plan["services"]["remove"]:
+            _engine_call(engine.remove_service, f"remove service {name}", current["services"][name]["ID"])
+            done.removed.append(name)
+            log.append(f"removed service {name}")
+
+        nets_by_name = {n["name"]: n for n in desired["networks"].values()}
+        for name in plan["networks"]["create"]:
+            spec = copy.deepcopy(nets_by_name[name]["spec"])
+            spec["Labels"][HASH_LABEL] = spec_hash(nets_by_name[name]["spec"])
+            _engine_call(engine.create_network, f"create network {name}", spec)
+            log.append(f"created network {name}")
+
+        ids = self._create_objects(plan, desired, current, contents)
+        by_full = {spec["Name"]: spec for spec in desired["services"].values()}
+        for name in plan["services"]["create"]:
+            spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+            auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+            done.created_ids[name] = _service_call(
+                engine, nets_by_name, log, engine.create_service, f"create service {name}", spec, auth
             )
-            log.append(f"created {section[:-1]} {name}")
+            done.created.append(name)
+            log.append(f"created service {name}")
+        for name in plan["services"]["update"]:
+            have = current["services"][name]
+            spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
+            force = (have["Spec"].get("TaskTemplate") or {}).get("ForceUpdate")
+            if force:
+                spec["TaskTemplate"]["ForceUpdate"] = force
+            auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
+            what = f"update service {name}"
+            args = (have["ID"], have["Version"]["Index"], spec, auth)
+            _service_call(engine, nets_by_name, log, engine.update_service, what, *args)
+            done.updated.append(name)
+            log.append(f"updated service {name}")
 
-    by_full = {spec["Name"]: spec for spec in desired["services"].values()}
-    for name in plan["services"]["create"]:
-        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
-        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
-        done["created_ids"][name] = _service_call(
-            engine, nets_by_name, log, engine.create_service, f"create service {name}", spec, auth
-        )
-        done["created"].append(name)
-        log.append(f"created service {name}")
-    for name in plan["services"]["update"]:
-        have = current["services"][name]
-        spec = _with_ids(by_full[name], ids["secrets"], ids["configs"])
-        force = (have["Spec"].get("TaskTemplate") or {}).get("ForceUpdate")
-        if force:
-            spec["TaskTemplate"]["ForceUpdate"] = force
-        auth = engine.registry_auth(spec["TaskTemplate"]["ContainerSpec"]["Image"]) if with_registry_auth else None
-        _service_call(
-            engine,
-            nets_by_name,
-            log,
-            engine.update_service,
-            f"update service {name}",
-            have["ID"],
-            have["Version"]["Index"],
-            spec,
-            auth,
-        )
-        done["updated"].append(name)
-        log.append(f"updated service {name}")
+        removed_ids = [current["services"][name]["ID"] for name in plan["services"]["remove"]]
+        nets = [(current["networks"][name]["Id"], name) for name in plan["networks"]["remove"]]
+        _remove_networks(engine, nets, removed_ids, self.sleep)
+        log.extend(f"removed network {name}" for _id, name in nets)
+        for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
+            for name in plan[section]["remove"]:
+                _engine_call(remove, f"remove {section[:-1]} {name}", current[section][name]["ID"])
+                log.append(f"removed {section[:-1]} {name}")
+        return done
 
-    removed_ids = [current["services"][name]["ID"] for name in plan["services"]["remove"]]
-    nets = [(current["networks"][name]["Id"], name) for name in plan["networks"]["remove"]]
-    _remove_networks(engine, nets, removed_ids, sleep)
-    log.extend(f"removed network {name}" for _id, name in nets)
-    for section, remove in (("secrets", engine.remove_secret), ("configs", engine.remove_config)):
-        for name in plan[section]["remove"]:
-            _engine_call(remove, f"remove {section[:-1]} {name}", current[section][name]["ID"])
-            log.append(f"removed {section[:-1]} {name}")
-    return done
+    def _create_objects(self, plan, desired, current, contents):
+        """Create the plan's secrets and configs; -> {section: {name: ID}} of every object the services can use."""
+        ids = {}
+        for section, create in (("secrets", self.engine.create_secret), ("configs", self.engine.create_config)):
+            ids[section] = {name: obj["ID"] for name, obj in current[section].items()}
+            by_name = {o["name"]: o for o in desired[section].values() if not o["external"]}
+            for name in plan[section]["create"]:
+                ids[section][name] = _engine_call(
+                    create, f"create {section[:-1]} {name}", name, contents[section][name], by_name[name]["labels"]
+                )
+                self.actions.append(f"created {section[:-1]} {name}")
+        return ids
+
+    def prune_old_versions(self, plan, current):
+        return prune_old_versions(self.engine, plan, current, self.actions)
+
+    def remove_stack(self, current, stack):
+        return remove_stack(self.engine, current, stack, self.actions, self.sleep)
+
+    def rollback(self, current):
+        return rollback(self.engine, self.done, current, self.actions)
+
+    def wait(self, stack, names, timeout, max_failures, since, **options):
+        """:func:`wait_for_services` with this run's engine, clock and sleep."""
+        return wait_for_services(
+            self.engine, stack, names, timeout, max_failures, since, self.clock, self.sleep, **options
+        )
 
 
 _NETWORK_NOT_FOUND = re.compile(r"network (\S+) not found")
@@ -441,18 +246,6 @@ def remove_stack(engine, current, stack, log, sleep=time.sleep):
     for kind, names in removed.items():
         log.extend(f"removed {kind[:-1]} {n}" for n in names)
     return removed
-
-
-def stack_objects(current, stack):
-    """Names of the stack's own networks/secrets/configs in a snapshot (for state=absent plans)."""
-    out = {}
-    for section, id_key in (("networks", "Id"), ("secrets", "ID"), ("configs", "ID")):
-        out[section] = sorted(
-            n
-            for n, o in current[section].items()
-            if (o.get("Labels") or {}).get(STACK_LABEL) == stack and o.get(id_key)
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,9 +418,10 @@ def _status_text(what, statuses):
 
 
 def rollback(engine, done, current, log):
-    """Roll updated services back to their previous spec; remove services created by this run."""
+    """Roll updated services back to their previous spec; remove services created by this run (``done``: a
+    :class:`Done`)."""
     rolled = {"updated": [], "removed_created": [], "errors": []}
-    for name in done["updated"]:
+    for name in done.updated:
         try:
             svc = engine.inspect_service(current["services"][name]["ID"])
             engine.update_service(svc["ID"], svc["Version"]["Index"], svc["Spec"], None, True)
@@ -635,9 +429,9 @@ def rollback(engine, done, current, log):
             log.append(f"rolled back service {name} to its previous spec")
         except Exception as exc:  # noqa: BLE001
             rolled["errors"].append(f"rollback of {name} failed: {_explain(exc)}")
-    for name in done["created"]:
+    for name in done.created:
         try:
-            engine.remove_service(done["created_ids"][name])
+            engine.remove_service(done.created_ids[name])
             rolled["removed_created"].append(name)
             log.append(f"removed service {name} created by this run")
         except Exception as exc:  # noqa: BLE001

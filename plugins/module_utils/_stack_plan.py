@@ -1,9 +1,9 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Plan a stack deployment: desired state from compose, comparison with what the swarm runs.
+"""Plan a stack deployment: compare the desired objects (``_stack_spec.build_desired``) with what the swarm runs.
 
-Pure functions over plain data.  The engine layer (``_stack_engine``) reads the current state
+Pure functions over plain data.  The engine layers (``_stack_client``, ``_stack_engine``) read the current state
 into the snapshot shape documented on :func:`compute_plan` and applies the plan.
 """
 
@@ -16,26 +16,14 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     LOGICAL_NAME_LABEL,
     STACK_LABEL,
     ComposeError,
-    apply_endpoint_mode,
-    image_has_digest,
-    pin_image,
-    service_spec,
-    stack_files,
-    stack_networks,
-    uses_default_network,
-    validate,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import (
     live_for_compare,
     normalise,
     spec_drift,
 )
-
-
-def content_hash(data):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import image_has_digest, pin_image
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_types import Current, Desired, Plan
 
 
 def spec_hash(spec):
@@ -44,57 +32,6 @@ def spec_hash(spec):
     (clean.get("Labels") or {}).pop(HASH_LABEL, None)
     text = json.dumps(clean, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def build_desired(stack, compose, secret_contents, config_contents, endpoint_mode):
-    """Validate ``compose`` and build the desired objects.
-
-    Returns ``{"services": {short: spec}, "networks": {...}, "secrets": {...}, "configs": {...},
-    "rewrites": {short: [notes]}, "warnings": [...]}``.  Service specs carry no hash label yet;
-    call :func:`finalize` after pinning images.
-    """
-    validate(compose)
-    warnings = [
-        f"{path}: {text!r} contains ${{...}}; compose variable interpolation is not supported, the value is used "
-        "as written (template it with Jinja instead, or write $$ for a literal $)"
-        for path, text in _interpolations(compose, "")
-    ]
-    networks = stack_networks(stack, compose, uses_default_network(compose))
-    secrets = stack_files(stack, compose, "secrets", secret_contents, content_hash)
-    configs = stack_files(stack, compose, "configs", config_contents, content_hash)
-    top_volumes = compose.get("volumes") or {}
-    services = {}
-    rewrites = {}
-    for name in sorted(compose["services"]):
-        svc = compose["services"][name]
-        ignored = sorted(k for k in svc if k in ("build", "container_name", "depends_on", "restart", "links", "expose"))
-        if ignored:
-            warnings.append("services.{}: ignoring keys that swarm does not use: {}".format(name, ", ".join(ignored)))
-        spec = service_spec(stack, name, svc, networks, secrets, configs, top_volumes)
-        notes = apply_endpoint_mode(spec, endpoint_mode)
-        if notes:
-            rewrites[name] = notes
-        services[name] = spec
-    return {
-        "services": services,
-        "networks": networks,
-        "secrets": secrets,
-        "configs": configs,
-        "rewrites": rewrites,
-        "warnings": warnings,
-    }
-
-
-def _interpolations(value, path):
-    """(path, text) of every string that looks like compose variable interpolation."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _interpolations(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _interpolations(item, f"{path}[{i}]")
-    elif isinstance(value, str) and "${" in value.replace("$$", ""):
-        yield path, value
 
 
 def images_to_resolve(desired):
@@ -150,7 +87,7 @@ def _created_key(obj):
 # The plan
 
 
-def compute_plan(stack, desired, current, prune, keep_old_versions):
+def compute_plan(stack, desired: Desired, current: Current, prune, keep_old_versions) -> Plan:
     """Compare desired objects with a snapshot of the swarm.
 
     ``current`` is plain data:
@@ -163,49 +100,57 @@ def compute_plan(stack, desired, current, prune, keep_old_versions):
     references and ``conflicts`` that make the deployment impossible.
     """
     plan = {
-        "services": {"create": [], "update": [], "remove": [], "unchanged": [], "orphaned": [], "drift": {}},
-        "networks": {"create": [], "remove": [], "missing": [], "conflicts": []},
-        "secrets": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
-        "configs": {"create": [], "remove": [], "prune_after_success": [], "missing": []},
+        "services": _plan_services(desired, current, prune),
+        "networks": _plan_networks(stack, desired, current, prune),
     }
+    for section in ("secrets", "configs"):
+        plan[section] = _plan_files(stack, section, desired, current, prune, keep_old_versions)
+    return plan
 
+
+def _plan_services(desired, current, prune):
+    out = {"create": [], "update": [], "remove": [], "unchanged": [], "orphaned": [], "drift": {}}
     desired_names = set()
     for spec in desired["services"].values():
         name = spec["Name"]
         desired_names.add(name)
         have = current["services"].get(name)
         if have is None:
-            plan["services"]["create"].append(name)
+            out["create"].append(name)
             continue
         if (have.get("Spec", {}).get("Labels") or {}).get(HASH_LABEL) != spec["Labels"][HASH_LABEL]:
-            plan["services"]["update"].append(name)  # the definition changed since the last apply
+            out["update"].append(name)  # the definition changed since the last apply
             continue
         # same definition as last applied: unchanged only if nobody changed the running spec since
         drift = spec_drift(spec, have.get("Spec"), current.get("network_names"))
         if drift:
-            plan["services"]["update"].append(name)
-            plan["services"]["drift"][name] = drift
+            out["update"].append(name)
+            out["drift"][name] = drift
         else:
-            plan["services"]["unchanged"].append(name)
+            out["unchanged"].append(name)
     for name in sorted(current["services"]):
         if name not in desired_names:
-            plan["services"]["remove" if prune else "orphaned"].append(name)
+            out["remove" if prune else "orphaned"].append(name)
+    return out
 
+
+def _plan_networks(stack, desired, current, prune):
+    out = {"create": [], "remove": [], "missing": [], "conflicts": []}
     wanted_nets = set()
     for key, net in sorted(desired["networks"].items()):
         wanted_nets.add(net["name"])
         have = current["networks"].get(net["name"])
         if net["external"]:
             if have is None:
-                plan["networks"]["missing"].append(net["name"])
+                out["missing"].append(net["name"])
             continue
         net_hash = spec_hash(net["spec"])
         if have is None:
-            plan["networks"]["create"].append(net["name"])
+            out["create"].append(net["name"])
         else:
             have_hash = (have.get("Labels") or {}).get(HASH_LABEL)
             if have_hash and have_hash != net_hash:
-                plan["networks"]["conflicts"].append(
+                out["conflicts"].append(
                     "network {} (networks.{}) exists with a different definition; networks are immutable: "
                     "remove the stack (state: absent) or give the network a new name".format(net["name"], key)
                 )
@@ -213,34 +158,37 @@ def compute_plan(stack, desired, current, prune, keep_old_versions):
         if name in wanted_nets:
             continue
         if (have.get("Labels") or {}).get(STACK_LABEL) == stack and prune:
-            plan["networks"]["remove"].append(name)
+            out["remove"].append(name)
+    return out
 
-    for section in ("secrets", "configs"):
-        sect = plan[section]
-        wanted = {}
-        for _key, obj in sorted(desired[section].items()):
-            if obj["external"]:
-                if obj["name"] not in current[section]:
-                    sect["missing"].append(obj["name"])
-                continue
-            wanted[obj["base"]] = obj["name"]
+
+def _plan_files(stack, section, desired, current, prune, keep_old_versions):
+    """Secrets or configs: create the new content-addressed versions, keep ``keep_old_versions`` old ones."""
+    sect = {"create": [], "remove": [], "prune_after_success": [], "missing": []}
+    wanted = {}
+    for _key, obj in sorted(desired[section].items()):
+        if obj["external"]:
             if obj["name"] not in current[section]:
-                sect["create"].append(obj["name"])
-        by_base = {}
-        for name, have in current[section].items():
-            labels = have.get("Labels") or {}
-            if labels.get(STACK_LABEL) != stack:
-                continue
-            by_base.setdefault(labels.get(LOGICAL_NAME_LABEL, name), []).append((name, have))
-        for base, items in sorted(by_base.items()):
-            if base not in wanted:
-                if prune:
-                    sect["remove"].extend(sorted(n for n, _h in items))
-                continue
-            old = sorted((i for i in items if i[0] != wanted[base]), key=lambda i: _created_key(i[1]), reverse=True)
-            keep = max(keep_old_versions, 0)
-            sect["prune_after_success"].extend(sorted(n for n, _h in old[keep:]))
-    return plan
+                sect["missing"].append(obj["name"])
+            continue
+        wanted[obj["base"]] = obj["name"]
+        if obj["name"] not in current[section]:
+            sect["create"].append(obj["name"])
+    by_base = {}
+    for name, have in current[section].items():
+        labels = have.get("Labels") or {}
+        if labels.get(STACK_LABEL) != stack:
+            continue
+        by_base.setdefault(labels.get(LOGICAL_NAME_LABEL, name), []).append((name, have))
+    for base, items in sorted(by_base.items()):
+        if base not in wanted:
+            if prune:
+                sect["remove"].extend(sorted(n for n, _h in items))
+            continue
+        old = sorted((i for i in items if i[0] != wanted[base]), key=lambda i: _created_key(i[1]), reverse=True)
+        keep = max(keep_old_versions, 0)
+        sect["prune_after_success"].extend(sorted(n for n, _h in old[keep:]))
+    return sect
 
 
 def plan_changes(plan):

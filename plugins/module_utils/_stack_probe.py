@@ -25,9 +25,12 @@ import sys
 import time
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _engine_http
+from ansible_collections.onmetal.faas.plugins.module_utils._docker_api import connection_params
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import build_path, client_from_params
-from ansible_collections.onmetal.faas.plugins.module_utils._stack import run
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack import NodeIO, run
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ARGUMENT_SPEC
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import StackError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
 
 
 class NeedsModule(Exception):
@@ -60,8 +63,8 @@ def collect(http, stack, ipvs_probe_path, with_tasks=True):
 
 
 def remote_main():
-    """Entry point of the probe script: argv[1] is JSON {name, docker_host, api_version, timeout, ipvs_probe_path,
-    with_tasks}."""
+    """Entry point of the probe script: argv[1] is JSON from :func:`probe_args` (the connection options, name,
+    ipvs_probe_path, with_tasks)."""
     args = json.loads(sys.argv[1])
     try:
         http = client_from_params(args, os.environ)
@@ -96,7 +99,7 @@ def remote_script():
 
 
 class SnapshotEngine:
-    """The engine interface of ``_stack_engine.DockerApiEngine``, answered from a probe's snapshot.
+    """The engine interface of ``_stack_client.DockerApiEngine``, answered from a probe's snapshot.
 
     Reads are served once each, as the module makes them on a run that changes nothing; anything else
     (a write, a registry lookup, a second service listing) raises NeedsModule.
@@ -143,24 +146,35 @@ def _needs_module(*_args, **_kwargs):
     raise NeedsModule("the run needs the managed node (a file, a wait, or a change)")
 
 
+def probe_args(params, ipvs_probe_path, check_mode):
+    """(the probe script's argument, None) for validated ``params``, or (None, why the module must run).
+
+    ``ipvs_probe_path`` is the task's raw value (expanded on the node, as the module does it).  The connection
+    options forwarded are exactly ``DOCKER_COMMON_ARGS``: a new swarm_stack option needs nothing here unless
+    the run needs the node for it (then list it with ``compose_files`` and ``resolve_digests``)."""
+    if not params["no_op_probe"]:
+        return None, "no_op_probe=false"
+    if params["state"] == "present" and (params["compose_files"] or params["resolve_digests"]):
+        return None, "compose_files or resolve_digests"  # files on the node and registry lookups
+    args = connection_params(params)
+    args.update(
+        name=params["name"],
+        ipvs_probe_path=ipvs_probe_path or ARGUMENT_SPEC["ipvs_probe_path"]["default"],
+        # the tasks are read by the wait only
+        with_tasks=params["state"] == "present" and params["wait"] and not check_mode,
+    )
+    return args, None
+
+
 def probe_result(params, snapshot, check_mode, want_diff):
     """The module's result for ``params`` computed from ``snapshot``, or None when the module must run."""
     if "error" in snapshot:
         return None
     engine = SnapshotEngine(snapshot)
+    stack_run = StackRun(engine, time.monotonic, _needs_module, before_apply=_needs_module)
+    node = NodeIO(_needs_module, None, snapshot["ipvs"])
     try:
-        result = run(
-            params,
-            engine,
-            read_file=_needs_module,
-            parse_yaml=None,
-            ipvs_present=snapshot["ipvs"],
-            check_mode=check_mode,
-            want_diff=want_diff,
-            clock=time.monotonic,
-            sleep=_needs_module,
-            before_apply=_needs_module,
-        )
+        result = run(params, stack_run, node, check_mode, want_diff)
     except (NeedsModule, StackError):
         return None
     result["api_calls"] = engine.calls

@@ -347,28 +347,16 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
-from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (  # noqa: E402
-    EngineAPIError,
-    EngineConfigError,
-    client_from_params,
-    connection_problem,
-)
-from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import (  # noqa: E402
-    RegistryAuthError,
-    auth_lookup,
-)
-from ansible_collections.onmetal.faas.plugins.module_utils._stack import run  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._registry_auth import auth_lookup  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack import NodeIO, connect, deploy  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import (  # noqa: E402
     ARGUMENT_SPEC,
     MUTUALLY_EXCLUSIVE,
     REQUIRED_IF,
 )
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
-    DockerApiEngine,
-    StackError,
-    quorum_lost,
-    quorum_message,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun  # noqa: E402
 
 
 def _yaml_loader():
@@ -383,10 +371,6 @@ def _read_file(path):
         return handle.read()
 
 
-def _client(params):
-    return client_from_params(params, os.environ)
-
-
 def _helper_runner(module):
     """Run a docker credential helper ('docker-credential-NAME get', server address on stdin)."""
 
@@ -397,17 +381,6 @@ def _helper_runner(module):
         return module.run_command([path, "get"], data=server, binary_data=True)
 
     return run_helper
-
-
-def _quorum(engine, msg):
-    """Replace an engine error that means 'no leader' with the quorum message (counts from /info)."""
-    if not quorum_lost(msg):
-        return msg
-    try:
-        info = engine.info()
-    except Exception:  # noqa: BLE001 - the message works without the counts
-        info = None
-    return quorum_message(msg, info)
 
 
 def main():
@@ -425,39 +398,22 @@ def main():
             module.fail_json(msg=missing_required_lib("PyYAML"), exception=traceback.format_exc())
 
     try:
-        http = _client(module.params)
-    except EngineConfigError as exc:
-        module.fail_json(msg=str(exc))
+        http = connect(module.params, os.environ)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
     engine = DockerApiEngine(http, auth_lookup(os.environ, _read_file, _helper_runner(module)))
-
+    node = NodeIO(_read_file, parse_yaml, os.path.exists(module.params["ipvs_probe_path"]))
     try:
-        result = run(
-            module.params,
-            engine,
-            read_file=_read_file,
-            parse_yaml=parse_yaml,
-            ipvs_present=os.path.exists(module.params["ipvs_probe_path"]),
-            check_mode=module.check_mode,
-            want_diff=module._diff,
-            clock=time.monotonic,
-            sleep=time.sleep,
+        result = deploy(
+            module.params, StackRun(engine, time.monotonic, time.sleep), node, module.check_mode, module._diff
         )
-    except StackError as exc:
-        details = dict(exc.details)
-        details.setdefault("changed", False)
-        module.fail_json(msg=_quorum(engine, str(exc)), api_calls=engine.calls, **details)
-    except EngineAPIError as exc:
-        module.fail_json(msg=_quorum(engine, f"Docker engine error: {exc}"), api_calls=engine.calls)
-    except (RegistryAuthError, EngineConfigError) as exc:
-        module.fail_json(msg=str(exc), api_calls=engine.calls)
-    except OSError as exc:  # no socket, refused, TLS, or the engine did not answer in time
-        module.fail_json(msg=connection_problem(exc, http), api_calls=engine.calls)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
     finally:
         http.close()
 
     for warning in result.pop("warnings", []):
         module.warn(warning)
-    result["api_calls"] = engine.calls
     module.exit_json(**result)
 
 

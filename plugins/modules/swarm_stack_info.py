@@ -98,45 +98,25 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import (  # noqa: E402
-    EngineAPIError,
-    EngineConfigError,
-    client_from_params,
-    connection_problem,
-)
-from ansible_collections.onmetal.faas.plugins.module_utils._stack import describe  # noqa: E402
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (  # noqa: E402
-    DockerApiEngine,
-    StackError,
-)
-
-
-def _client(params):
-    return client_from_params(params, os.environ)
+from ansible_collections.onmetal.faas.plugins.module_utils._docker_api import DOCKER_COMMON_ARGS  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack import connect, describe_module  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine  # noqa: E402
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str"),
-            docker_host=dict(type="str"),
-            api_version=dict(type="str", default="auto"),
-            timeout=dict(type="int", default=60),
-        ),
+        argument_spec=dict(name=dict(type="str"), **DOCKER_COMMON_ARGS),
         supports_check_mode=True,
     )
     try:
-        http = _client(module.params)
-    except EngineConfigError as exc:
-        module.fail_json(msg=str(exc))
+        http = connect(module.params, os.environ)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
     try:
-        result = describe(module.params, DockerApiEngine(http))
-    except StackError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    except EngineAPIError as exc:
-        module.fail_json(msg=f"Docker engine error at {http.base_url}: {exc}")
-    except OSError as exc:
-        module.fail_json(msg=connection_problem(exc, http))
+        result = describe_module(module.params, DockerApiEngine(http))
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
     finally:
         http.close()
     module.exit_json(changed=False, **result)

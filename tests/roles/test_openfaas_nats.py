@@ -65,7 +65,7 @@ def _build_desired():
     path = os.path.join(ROOT, ".cache", "collections")
     if path not in sys.path:
         sys.path.insert(0, path)
-    return importlib.import_module("ansible_collections.onmetal.faas.plugins.module_utils._stack_plan").build_desired
+    return importlib.import_module("ansible_collections.onmetal.faas.plugins.module_utils._stack_spec").build_desired
 
 
 def _stack(run_play, extra=None):

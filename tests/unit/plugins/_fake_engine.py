@@ -20,6 +20,20 @@ from http.server import BaseHTTPRequestHandler
 STACK_LABEL = "com.docker.stack.namespace"
 
 
+class FakeClock:
+    """The clock and ``sleep`` that waits on the engine are given: ``clock()`` reads the time, ``clock.sleep(s)``
+    advances it at once (so a test of a 300 s wait takes no time and can assert how long it waited)."""
+
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
 class FakeEngine:
     def __init__(self, socket_path, manager=True):
         self.socket_path = socket_path

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeClock
+
 GATEWAY_ENV = [
     "PATH=/usr/bin",
     "functions_provider_url=http://127.0.0.1:8081/",
@@ -187,17 +189,6 @@ def test_an_engine_error_names_the_call(ep):
         wait.check()
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 class Script:
     def __init__(self, answers):
         self.answers = list(answers)
@@ -210,14 +201,14 @@ class Script:
 
 
 def test_wait_asks_every_second_until_done(ep):
-    clock, lines = Clock(), []
+    clock, lines = FakeClock(), []
     script = Script([OSError("connection refused"), (False, "gateway c1 cannot resolve yet: resize"), (True, "ok")])
     assert ep.wait_dns(script, 120, lines.append, clock=clock, sleep=clock.sleep) == 0
     assert clock.now == 2 and lines == ["onmetal-faas-endpoints: ok"]
 
 
 def test_wait_gives_up_after_its_bound_and_says_what_is_missing(ep):
-    clock, lines = Clock(), []
+    clock, lines = FakeClock(), []
     script = Script([(False, "gateway c1 cannot resolve yet: resize")])
     assert ep.wait_dns(script, 5, lines.append, clock=clock, sleep=clock.sleep) == 1
     assert clock.now == 5

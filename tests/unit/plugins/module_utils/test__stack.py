@@ -5,14 +5,17 @@ import copy
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._stack import (
+    NodeIO,
     choose_endpoint_mode,
     describe,
     load_compose,
     read_contents,
     run,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import StackError
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL, STACK_LABEL
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackError
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeClock
 
 NOW = "2026-11-26T20:00:00Z"
 LATER = "2026-11-26T20:00:01Z"
@@ -200,26 +203,15 @@ def _params(**over):
     return params
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def _run(swarm, params, check_mode=False, diff=False, ipvs=False, files=None):
-    clock = _Clock()
+    clock = FakeClock()
 
     def read_file(path):
         if files is None or path not in files:
             raise FileNotFoundError(2, "No such file or directory")
         return files[path]
 
-    return run(params, swarm, read_file, _yaml, ipvs, check_mode, diff, clock, clock.sleep)
+    return run(params, StackRun(swarm, clock, clock.sleep), NodeIO(read_file, _yaml, ipvs), check_mode, diff)
 
 
 def _yaml(text):

@@ -1,5 +1,7 @@
 """Compose (3.x subset) -> Engine API ServiceSpec conversion and schema validation."""
 
+import hashlib
+
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
@@ -7,17 +9,19 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     STACK_IMAGE_LABEL,
     STACK_LABEL,
     ComposeError,
-    _duration_ns,
-    _parse_port,
-    _size_bytes,
-    apply_endpoint_mode,
-    image_has_digest,
+    compose_warnings,
     merge_compose,
+    validate,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_fields import duration_ns, parse_port, size_bytes
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import (
+    apply_endpoint_mode,
+    content_hash,
+    image_has_digest,
     pin_image,
     service_spec,
     stack_files,
     stack_networks,
-    validate,
 )
 
 
@@ -26,8 +30,8 @@ def _spec(svc, compose_extra=None, stack="st"):
     compose.update(compose_extra or {})
     validate(compose)
     nets = stack_networks(stack, compose, svc.get("networks") is None)
-    secrets = stack_files(stack, compose, "secrets", {k: b"x" for k in compose.get("secrets", {})}, lambda d: "a" * 64)
-    configs = stack_files(stack, compose, "configs", {k: b"y" for k in compose.get("configs", {})}, lambda d: "b" * 64)
+    secrets = stack_files(stack, compose, "secrets", {k: b"x" for k in compose.get("secrets", {})})
+    configs = stack_files(stack, compose, "configs", {k: b"y" for k in compose.get("configs", {})})
     return service_spec(stack, "web", svc, nets, secrets, configs, compose.get("volumes") or {})
 
 
@@ -96,13 +100,13 @@ def test_validate_accepts_extension_keys_and_ignored_keys():
     ],
 )
 def test_duration(value, expected):
-    assert _duration_ns(value, "p") == expected
+    assert duration_ns(value, "p") == expected
 
 
 @pytest.mark.parametrize("value", ["10", "ten seconds", "", "5s5", True])
 def test_duration_rejects(value):
     with pytest.raises(ComposeError, match="p: expected a duration"):
-        _duration_ns(value, "p")
+        duration_ns(value, "p")
 
 
 @pytest.mark.parametrize(
@@ -110,7 +114,7 @@ def test_duration_rejects(value):
     [("512M", 512 * 1024**2), ("1g", 1024**3), ("100k", 102400), (2048, 2048), ("64mb", 64 * 1024**2)],
 )
 def test_size(value, expected):
-    assert _size_bytes(value, "p") == expected
+    assert size_bytes(value, "p") == expected
 
 
 @pytest.mark.parametrize(
@@ -133,7 +137,7 @@ def test_size(value, expected):
     ],
 )
 def test_ports(item, expected):
-    assert _parse_port(item, "p") == expected
+    assert parse_port(item, "p") == expected
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,7 @@ def test_ports(item, expected):
 )
 def test_ports_rejected(item, message):
     with pytest.raises(ComposeError, match=message):
-        _parse_port(item, "p")
+        parse_port(item, "p")
 
 
 def test_env_list_and_mapping_convert_identically():
@@ -232,11 +236,14 @@ def test_full_service_conversion():
     assert c["Secrets"] == [
         {
             "File": {"Name": "user", "UID": "0", "GID": "0", "Mode": 0o400},
-            "SecretName": "func_basic-auth-user-" + "a" * 12,
+            "SecretName": "func_basic-auth-user-" + content_hash(b"x")[:12],
         }
     ]
     assert c["Configs"] == [
-        {"File": {"Name": "/prom", "UID": "0", "GID": "0", "Mode": 0o444}, "ConfigName": "func_prom-" + "b" * 12}
+        {
+            "File": {"Name": "/prom", "UID": "0", "GID": "0", "Mode": 0o444},
+            "ConfigName": "func_prom-" + content_hash(b"y")[:12],
+        }
     ]
     t = spec["TaskTemplate"]
     assert t["Networks"] == [{"Target": "func_func_functions", "Aliases": ["web", "gateway"]}]
@@ -274,15 +281,15 @@ def test_external_network_and_named_objects():
     }
     nets = stack_networks("st", compose, False)
     assert nets == {"ext": {"name": "func_functions", "external": True, "spec": None}}
-    files = stack_files("st", compose, "secrets", {"t": b"v"}, lambda d: "c" * 64)
+    files = stack_files("st", compose, "secrets", {"t": b"v"})
     assert files["s"] == {"name": "s", "external": True}
-    assert files["t"]["name"] == "custom-cccccccccccc"
+    assert files["t"]["name"] == "custom-" + hashlib.sha256(b"v").hexdigest()[:12]
     assert files["t"]["labels"][STACK_LABEL] == "st"
 
 
 def test_secret_without_content_is_an_error():
     with pytest.raises(ComposeError, match="secrets.s: no content; give 'file: PATH'.*secret_contents.s"):
-        stack_files("st", {"secrets": {"s": {}}}, "secrets", {}, lambda d: "0" * 64)
+        stack_files("st", {"secrets": {"s": {}}}, "secrets", {})
 
 
 @pytest.mark.parametrize(
@@ -335,3 +342,21 @@ def test_digests():
     pinned = pin_image("a/b:1", "sha256:" + "f" * 64)
     assert pinned == "a/b:1@sha256:" + "f" * 64 and image_has_digest(pinned)
     assert pin_image(pinned, "sha256:" + "0" * 64) == "a/b:1@sha256:" + "0" * 64
+
+
+def test_content_hash_is_the_sha256_of_str_and_bytes_alike():
+    assert content_hash("v") == content_hash(b"v") == hashlib.sha256(b"v").hexdigest()
+
+
+def test_compose_warnings_list_interpolation_then_ignored_keys():
+    compose = {
+        "services": {
+            "b": {"image": "x", "restart": "always", "build": "."},
+            "a": {"image": "x:${TAG}", "environment": ["LIT=$${HOME}"]},
+        }
+    }
+    assert compose_warnings(compose) == [
+        "services.a.image: 'x:${TAG}' contains ${...}; compose variable interpolation is not supported, the value "
+        "is used as written (template it with Jinja instead, or write $$ for a literal $)",
+        "services.b: ignoring keys that swarm does not use: build, restart",
+    ]

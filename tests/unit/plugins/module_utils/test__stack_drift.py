@@ -16,12 +16,12 @@ import pytest
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import HASH_LABEL
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise, spec_drift
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
-    build_desired,
     compute_plan,
     finalize,
     service_diff,
     update_changes,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import build_desired
 
 with open(os.path.join(os.path.dirname(__file__), "fixtures", "engine_specs.json")) as _fh:
     ENGINE = json.load(_fh)

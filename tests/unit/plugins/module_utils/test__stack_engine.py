@@ -5,16 +5,19 @@ import datetime
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineAPIError, EngineHTTP
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import (
     DockerApiEngine,
     StackError,
     _repository,
     check_manager,
-    parse_time,
     resolve_digests,
+)
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+    parse_time,
     service_status,
     wait_for_services,
 )
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeClock
 
 T0 = "2026-11-26T20:00:00.000000000Z"
 SINCE = parse_time(T0)
@@ -135,20 +138,9 @@ class _PollingEngine:
         return self.rounds[min(self.calls - 1, len(self.rounds) - 1)]
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def test_wait_polls_until_converged():
     engine = _PollingEngine([[_task("preparing")], [_task("starting")], [_task("running")]])
-    clock = _Clock()
+    clock = FakeClock()
     statuses = wait_for_services(engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep)
     assert statuses[0]["state"] == "converged" and engine.calls == 3 and clock.now == 2.0
 
@@ -157,7 +149,7 @@ def test_wait_times_out_with_the_task_message():
     engine = _PollingEngine(
         [[_task("pending", err="no suitable node (scheduling constraints not satisfied on 1 node)")]]
     )
-    clock = _Clock()
+    clock = FakeClock()
     with pytest.raises(StackError) as err:
         wait_for_services(engine, "st", ["st_web"], 5, 3, SINCE, clock, clock.sleep)
     assert "service st_web did not converge within 5s (0/1 tasks running): task 1 is pending: no suitable node" in str(
@@ -171,7 +163,7 @@ def test_wait_fails_fast_on_rejections():
         _task("rejected", desired="shutdown", err="secret not found", ts=f"2026-11-26T20:00:0{i}Z") for i in range(3)
     ]
     engine = _PollingEngine([rejected])
-    clock = _Clock()
+    clock = FakeClock()
     with pytest.raises(StackError, match="service st_web did not converge .*rejected: secret not found"):
         wait_for_services(engine, "st", ["st_web"], 300, 3, SINCE, clock, clock.sleep)
     assert clock.now == 0.0
@@ -204,7 +196,7 @@ NEW_DONE = {"State": "completed", "StartedAt": "2026-11-26T20:00:01Z"}
 
 def test_wait_does_not_take_the_old_tasks_for_a_finished_rollout():
     engine = _RolloutEngine([OLD_UPDATE, NEW_UPDATE, NEW_DONE])
-    clock = _Clock()
+    clock = FakeClock()
     statuses = wait_for_services(
         engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": OLD_UPDATE["StartedAt"]}
     )
@@ -217,7 +209,7 @@ def test_wait_does_not_take_the_old_tasks_for_a_finished_rollout():
 
 def test_wait_accepts_a_change_the_swarm_does_not_roll_out_after_the_grace():
     engine = _RolloutEngine([None])
-    clock = _Clock()
+    clock = FakeClock()
     statuses = wait_for_services(
         engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": None}, rollout_grace=3
     )

@@ -12,7 +12,6 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import changed_paths, clean_spec
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
-    build_desired,
     check_digests,
     compute_plan,
     finalize,
@@ -23,6 +22,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     service_diff,
     spec_hash,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import build_desired
 
 DIGEST = "sha256:" + "d" * 64
 

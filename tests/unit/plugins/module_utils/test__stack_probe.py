@@ -11,13 +11,15 @@ import time
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._engine_http import EngineHTTP
-from ansible_collections.onmetal.faas.plugins.module_utils._stack import run
+from ansible_collections.onmetal.faas.plugins.module_utils._stack import NodeIO, run
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_args import ARGUMENT_SPEC
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import DockerApiEngine
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import DockerApiEngine
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import StackRun
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_probe import (
     NeedsModule,
     SnapshotEngine,
     collect,
+    probe_args,
     probe_result,
     remote_script,
 )
@@ -38,17 +40,7 @@ def _params(**overrides):
 def _module_run(fake_engine, params, check_mode=False, want_diff=False):
     """What the module computes: run() over the real HTTP client against the engine double."""
     engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"))
-    result = run(
-        params,
-        engine,
-        read_file=None,
-        parse_yaml=None,
-        ipvs_present=False,
-        check_mode=check_mode,
-        want_diff=want_diff,
-        clock=time.monotonic,
-        sleep=time.sleep,
-    )
+    result = run(params, StackRun(engine, time.monotonic, time.sleep), NodeIO(None), check_mode, want_diff)
     result["api_calls"] = engine.calls
     return result
 
@@ -222,3 +214,32 @@ def test_drift_is_planned_by_the_probe_like_the_module(fake_engine, want_diff):
     assert fixed["changed"] and fixed["plan"]["services"]["update"] == ["pt_web"]
     again = probe_result(_params(), _snapshot(fake_engine), False, False)
     assert again["changed"] is False and again["plan"]["services"]["drift"] == {}
+
+
+def test_probe_args_forward_the_connection_options_and_the_node_inputs():
+    params = _params(docker_host="tcp://10.0.0.1:2376", api_version="1.41", timeout=5)
+    args, why = probe_args(params, None, check_mode=False)
+    assert why is None
+    assert args == {
+        "docker_host": "tcp://10.0.0.1:2376",
+        "api_version": "1.41",
+        "timeout": 5,
+        "name": "pt",
+        "ipvs_probe_path": "/proc/net/ip_vs",
+        "with_tasks": True,
+    }
+    assert probe_args(params, "~/ip_vs", check_mode=True)[0]["ipvs_probe_path"] == "~/ip_vs"
+    assert probe_args(params, None, check_mode=True)[0]["with_tasks"] is False
+    assert probe_args(_params(state="absent"), None, check_mode=False)[0]["with_tasks"] is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"no_op_probe": False}, "no_op_probe=false"),
+        ({"compose_files": ["/srv/a.yml"]}, "compose_files or resolve_digests"),
+        ({"resolve_digests": True}, "compose_files or resolve_digests"),
+    ],
+)
+def test_probe_args_name_why_the_module_must_run(overrides, why):
+    assert probe_args(_params(**overrides), None, check_mode=False) == (None, why)

@@ -3,7 +3,7 @@
 
 import pytest
 
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import quorum_lost, quorum_message
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import quorum_lost, quorum_message
 
 # What a manager answers at once when Raft has no leader (docker 20.10 to 26).
 NO_LEADER = (

@@ -32,20 +32,37 @@ DEFAULTS_MARK = (
 _KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):")
 
 
-# Ansible's documentation markup, rendered as Markdown for the README (ansible-doc keeps the markup itself).
-_MARKUP = (
-    (re.compile(r"L\(([^,()]*),\s*([^()]*)\)"), r"[\1](\2)"),
-    (re.compile(r"[COVEMP]\(([^()]*)\)"), r"`\1`"),
-    (re.compile(r"I\(([^()]*)\)"), r"*\1*"),
-    (re.compile(r"B\(([^()]*)\)"), r"**\1**"),
-    (re.compile(r"U\(([^()]*)\)"), r"<\1>"),
-)
+# Ansible's documentation markup, rendered as Markdown for the README and the defaults comments (ansible-doc keeps
+# the markup itself): C() O() V() E() M() P() RV() as code, I() italics, B() bold, U() and L(text,url) links.
+_MARKUP_START = re.compile(r"\b(RV|[BCEILMOPUV])\(")
+_STYLES = {"I": "*{}*", "B": "**{}**", "U": "<{}>"}
 
 
 def _markdown(text: str) -> str:
-    for pattern, replacement in _MARKUP:
-        text = pattern.sub(replacement, text)
-    return text
+    """Ansible markup as Markdown; parentheses inside the markup may nest (C(default(60)))."""
+    out, pos = [], 0
+    while True:
+        match = _MARKUP_START.search(text, pos)
+        if match is None:
+            break
+        depth, end = 1, match.end()
+        while end < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        if depth:  # unbalanced: not markup
+            break
+        kind, inner = match.group(1), text[match.end() : end - 1]
+        out.append(text[pos : match.start()])
+        if kind == "L":
+            label, _, url = inner.rpartition(",")
+            out.append(f"[{_markdown(label.strip())}]({url.strip()})")
+        elif kind in _STYLES:
+            out.append(_STYLES[kind].format(inner if kind == "U" else _markdown(inner)))
+        else:
+            out.append(f"`{inner}`")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _plain(value) -> str:

@@ -147,3 +147,25 @@ def test_blank_lines_between_variables_stay(role_docs):
     assert role_docs.render_defaults(text, {"a": {"description": "A."}, "b": {"description": "B."}}) == (
         "---\n" + role_docs.DEFAULTS_MARK + "\n# A.\na: 1\n\n# B.\nb: 2\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("markup", "markdown"),
+    [
+        ("C(openfaas_timeout | default(60))", "`openfaas_timeout | default(60)`"),
+        ("RV(secret_name) and M(onmetal.faas.swarm_stack)", "`secret_name` and `onmetal.faas.swarm_stack`"),
+        ("I(C(x) only)", "*`x` only*"),
+        (
+            "B(never) E(DOCKER_HOST) P(onmetal.faas.timeout_chain#filter)",
+            "**never** `DOCKER_HOST` `onmetal.faas.timeout_chain#filter`",
+        ),
+        (
+            "L(text, with a comma,https://example.org/a_(b)) U(https://example.org/)",
+            "[text, with a comma](https://example.org/a_(b)) <https://example.org/>",
+        ),
+        ("ABC(1) and (C) and f(x) stay", "ABC(1) and (C) and f(x) stay"),
+        ("C(unbalanced", "C(unbalanced"),
+    ],
+)
+def test_markdown_renders_every_markup_once(role_docs, markup, markdown):
+    assert role_docs._markdown(markup) == markdown

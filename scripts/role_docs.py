@@ -54,7 +54,7 @@ def _markdown(text: str) -> str:
         kind, inner = match.group(1), text[match.end() : end - 1]
         out.append(text[pos : match.start()])
         if kind == "L":
-            label, _, url = inner.rpartition(",")
+            label, _comma, url = inner.rpartition(",")
             out.append(f"[{_markdown(label.strip())}]({url.strip()})")
         elif kind in _STYLES:
             out.append(_STYLES[kind].format(inner if kind == "U" else _markdown(inner)))

@@ -1,7 +1,11 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Connection options of the modules that talk to the OpenFaaS gateway's REST API."""
+"""Connection options of the modules that talk to the OpenFaaS gateway's REST API.
+
+Their argument spec is GATEWAY_ARGS in plugins/module_utils/_openfaas_gateway.py, declared once beside this
+fragment; tests/unit/plugins/module_utils/test__openfaas_gateway.py holds the two together.
+"""
 
 
 class ModuleDocFragment:

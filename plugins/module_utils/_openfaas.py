@@ -10,18 +10,18 @@ Layers, the first two pure and unit-tested without a gateway:
 * :mod:`._openfaas_plan` compares that body with the function the gateway lists and decides
   ``create``, ``update``, ``delete`` or ``none``, and the replica count an update keeps;
 * :mod:`._openfaas_client` speaks HTTP;
-* :func:`run_module` here applies the plan once, unless in check mode.
+* :func:`run` here applies the plan once, unless in check mode.
+
+The module contract (docs: plugins/module_utils/_errors.py): :func:`run` takes the parameters, the
+check and diff flags and the I/O (``open_url``, ``sleep``), and returns the result or raises
+:class:`OpenFaaSError` (a ``ModuleFailure``) carrying the partial result; only ``main()`` talks to
+``AnsibleModule``.
 """
 
 from __future__ import annotations
 
-from ansible.module_utils.urls import open_url as ansible_open_url
-
-from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import (
-    GATEWAY_ARGS,
-    client_from_params,
-    wait_available,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import client_from_params, wait_available
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_gateway import GATEWAY_ARGS
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_plan import (
     find_function,
     plan,
@@ -89,10 +89,12 @@ def _update(client, current, desired, result):
     result["replicas"] = keep
 
 
-def run_module(module, open_url=None, sleep=None):
-    """Everything openfaas_function does; ``module`` is an AnsibleModule with :data:`ARGUMENT_SPEC`."""
-    open_url = open_url or ansible_open_url
-    p = module.params
+def run(params, open_url, sleep=None, check_mode=False, want_diff=False):
+    """Everything openfaas_function does, for ``params`` valid against :data:`ARGUMENT_SPEC`.
+
+    Returns the result (warnings under ``warnings``); raises :class:`OpenFaaSError` with the partial result.
+    """
+    p = params
     result = {"changed": False, "name": p["name"], "state": p["state"]}
     try:
         desired = desired_request(p) if p["state"] == "present" else None
@@ -109,7 +111,7 @@ def run_module(module, open_url=None, sleep=None):
             keep = replicas_to_keep(current, desired)
             if keep is not None:
                 result["replicas"] = keep
-        if module._diff:
+        if want_diff:
             after = view_desired(desired)
             # Unchanged means the spec hash matched: the deployed function is the desired one, also in
             # the fields the gateway does not report.
@@ -120,22 +122,25 @@ def run_module(module, open_url=None, sleep=None):
                 "before_header": f"function {p['name']} (gateway)",
                 "after_header": f"function {p['name']} (desired)",
             }
-        if not module.check_mode:
-            action = the_plan["action"]
-            if action == "create":
-                _create(client, desired, result)
-            elif action == "update":
-                _update(client, current, desired, result)
-            elif action == "delete":
-                result["http_status"] = client.delete(p["name"])[0]
-            if p["state"] == "present" and p["wait"]:
-                if p.get("scale_min") == 0 or desired["labels"].get("com.openfaas.scale.min") == "0":
-                    module.warn(f"wait=true ignored for '{p['name']}': scale_min=0 means no replica has to run")
-                else:
-                    result["status"] = wait_available(client, p["name"], desired["image"], p["wait_timeout"], sleep)
+        if not check_mode:
+            _apply(client, p, the_plan["action"], current, desired, result, sleep)
     except OpenFaaSError as exc:
-        result["msg"] = exc.msg
-        if exc.status is not None:
-            result["http_status"] = exc.status
-        module.fail_json(**result)
-    module.exit_json(**result)
+        raise exc.with_result(result) from None
+    return result
+
+
+def _apply(client, p, action, current, desired, result, sleep):
+    """The one write the plan asks for, then the wait for replicas when asked."""
+    if action == "create":
+        _create(client, desired, result)
+    elif action == "update":
+        _update(client, current, desired, result)
+    elif action == "delete":
+        result["http_status"] = client.delete(p["name"])[0]
+    if p["state"] == "present" and p["wait"]:
+        if p.get("scale_min") == 0 or desired["labels"].get("com.openfaas.scale.min") == "0":
+            result.setdefault("warnings", []).append(
+                f"wait=true ignored for '{p['name']}': scale_min=0 means no replica has to run"
+            )
+        else:
+            result["status"] = wait_available(client, p["name"], desired["image"], p["wait_timeout"], sleep)

@@ -18,17 +18,9 @@ import json
 import socket
 import time
 
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_gateway import gateway_args
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_plan import same_image
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_spec import OpenFaaSError
-
-# Connection options of every module that talks to the gateway (doc fragment onmetal.faas.openfaas_gateway).
-GATEWAY_ARGS = dict(
-    gateway_url=dict(type="str", default="http://127.0.0.1:8080"),
-    username=dict(type="str", default="admin"),
-    password=dict(type="str", required=True, no_log=True),
-    validate_certs=dict(type="bool", default=True),
-    timeout=dict(type="int", default=30),
-)
 
 
 class GatewayClient:
@@ -164,7 +156,8 @@ class GatewayClient:
 
 
 def client_from_params(p, open_url):
-    return GatewayClient(p["gateway_url"], p["username"], p["password"], open_url, p["timeout"], p["validate_certs"])
+    """A client for the connection options of ``p`` (:data:`._openfaas_gateway.GATEWAY_ARGS`)."""
+    return GatewayClient(open_url=open_url, **gateway_args(p))
 
 
 def _read(resp):

@@ -27,9 +27,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ansible.module_utils.urls import open_url as ansible_open_url
-
-from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import GATEWAY_ARGS, client_from_params
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_client import client_from_params
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_gateway import GATEWAY_ARGS
 from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_spec import OpenFaaSError
 
 ARGUMENT_SPEC = dict(
@@ -161,10 +160,12 @@ def _replace(client, name, value, result):
         ) from None
 
 
-def run_module(module, open_url=None):
-    """Everything openfaas_secret does; ``module`` is an AnsibleModule with :data:`ARGUMENT_SPEC`."""
-    open_url = open_url or ansible_open_url
-    p = module.params
+def run(params, open_url, check_mode=False, want_diff=False):
+    """Everything openfaas_secret does, for ``params`` valid against :data:`ARGUMENT_SPEC`.
+
+    Returns the result; raises :class:`OpenFaaSError` (a ``ModuleFailure``) with the partial result.
+    """
+    p = params
     result = {"changed": False, "state": p["state"]}
     try:
         name = secret_name(p)
@@ -173,9 +174,9 @@ def run_module(module, open_url=None):
         existing = client.list_secrets()
         the_plan = plan(existing, name, p["state"], p["force"])
         result.update(action=the_plan["action"], reasons=the_plan["reasons"], changed=the_plan["action"] != "none")
-        if module._diff:
+        if want_diff:
             result["diff"] = diff(name, the_plan["action"], name in existing)
-        if not module.check_mode:
+        if not check_mode:
             action = the_plan["action"]
             if action == "create":
                 _create(client, name, p["value"], result)
@@ -184,8 +185,5 @@ def run_module(module, open_url=None):
             elif action == "delete":
                 _delete(client, name, result)
     except OpenFaaSError as exc:
-        result["msg"] = exc.msg
-        if exc.status is not None:
-            result["http_status"] = exc.status
-        module.fail_json(**result)
-    module.exit_json(**result)
+        raise exc.with_result(result) from None
+    return result

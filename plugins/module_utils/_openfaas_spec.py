@@ -28,6 +28,8 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
+
 HASH_LABEL = "io.onmetal.faas.spec-hash"
 SCALE_MIN_LABEL = "com.openfaas.scale.min"
 SCALE_MAX_LABEL = "com.openfaas.scale.max"
@@ -51,14 +53,22 @@ MIN_NANO_CPUS = 10**6
 MAX_CORES = 1024
 
 
-class OpenFaaSError(Exception):
-    """A failure with a message meant for the user; ``status``/``body`` when it came from HTTP."""
+class OpenFaaSError(ModuleFailure):
+    """A failure with a message meant for the user; ``status``/``body`` when it came from HTTP.
+
+    Its partial result carries ``http_status`` when there is one; :func:`with_result` adds what the
+    module had already found out or done.
+    """
 
     def __init__(self, msg, status=None, body=None):
-        super().__init__(msg)
-        self.msg = msg
+        super().__init__(msg, **({} if status is None else {"http_status": status}))
         self.status = status
         self.body = body
+
+    def with_result(self, result):
+        """This error with ``result`` (the module's result so far) as its partial result, ``http_status`` on top."""
+        self.result = dict(result, **self.result)
+        return self
 
 
 def _text(value):

@@ -218,12 +218,13 @@ status:
   sample: {name: resize, image: 127.0.0.1:5000/resize:3f2a9c0d1e7b, replicas: 1, availableReplicas: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+import time  # noqa: E402
 
-from ansible_collections.onmetal.faas.plugins.module_utils._openfaas import (  # noqa: E402
-    ARGUMENT_SPEC,
-    run_module,
-)
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.urls import open_url  # noqa: E402
+
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas import ARGUMENT_SPEC, run  # noqa: E402
 
 
 def main():
@@ -232,7 +233,13 @@ def main():
         required_if=[("state", "present", ("image",))],
         supports_check_mode=True,
     )
-    run_module(module)
+    try:
+        result = run(module.params, open_url, sleep=time.sleep, check_mode=module.check_mode, want_diff=module._diff)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -125,11 +125,10 @@ http_status:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.urls import open_url  # noqa: E402
 
-from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_secret import (  # noqa: E402
-    ARGUMENT_SPEC,
-    run_module,
-)
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
+from ansible_collections.onmetal.faas.plugins.module_utils._openfaas_secret import ARGUMENT_SPEC, run  # noqa: E402
 
 
 def main():
@@ -138,7 +137,11 @@ def main():
         required_if=[("state", "present", ("value",)), ("append_hash", True, ("value",))],
         supports_check_mode=True,
     )
-    run_module(module)
+    try:
+        result = run(module.params, open_url, check_mode=module.check_mode, want_diff=module._diff)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import fnmatch
 import os
 import re
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
+
 # Legacy single-queue names and their blk-mq successors (kernel >= 5.0 has only blk-mq).
 LEGACY_TO_MQ = {"noop": "none", "deadline": "mq-deadline", "cfq": "bfq"}
 MQ_TO_LEGACY = {v: k for k, v in LEGACY_TO_MQ.items()}
@@ -137,7 +139,7 @@ _VIRTIO_RE = re.compile(r"^vd[a-z]+$")
 DEFAULT_RULES_PATH = "/etc/udev/rules.d/60-onmetal-io-scheduler.rules"
 
 
-class BlockdevError(Exception):
+class BlockdevError(ModuleFailure):
     """A problem the user can fix; the message says what and how."""
 
 

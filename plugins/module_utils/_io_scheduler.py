@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Logic behind the io_scheduler and io_scheduler_info modules.
 
-The modules only declare their interface; these functions read sysfs, ask ``_blockdev`` for a plan,
+The modules only declare their interface; these functions read sysfs (``_blockdev_sysfs``), select
+devices (``_blockdev``), ask the pure planner (``_blockdev_plan``, ``_blockdev_udev``) for a plan,
 and apply it once unless in check mode. They follow the collection's one module contract: they take
 the module parameters and injected I/O (the sysfs root is a parameter; loading a kernel module,
 moving the rules file into place and emitting warnings are callables), and either return the result
@@ -17,6 +18,9 @@ import os
 import tempfile
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_plan as plans
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_sysfs as sysfs
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_udev as udev
 from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
 
 ARGUMENT_SPEC = dict(
@@ -26,7 +30,7 @@ ARGUMENT_SPEC = dict(
     scheduler=dict(type="str"),
     queue=dict(type="dict", default={}),
     persist=dict(type="bool", default=False),
-    rules_path=dict(type="path", default=bd.DEFAULT_RULES_PATH),
+    rules_path=dict(type="path", default=udev.DEFAULT_RULES_PATH),
     sysfs_root=dict(type="path", default="/sys"),
     load_module=dict(type="bool", default=False),
 )
@@ -105,7 +109,7 @@ def _load_kmods(params, state, selected, settings, io, result):
                 **result,
             )
         result["loaded_modules"] = result.get("loaded_modules", []) + [kmod]
-        state = bd.read_block_devices(params["sysfs_root"], queue_keys=_queue_keys(settings))
+        state = sysfs.read_block_devices(params["sysfs_root"], queue_keys=_queue_keys(settings))
     return state
 
 
@@ -113,19 +117,19 @@ def _plan(params, io, result):
     """Read, select, load modules and plan; returns ``(state, selected, plan, rules, old_rules)``."""
     sysfs_root = params["sysfs_root"]
     try:
-        settings = bd.normalize_queue(params["queue"], page_size_kb=_page_size_kb())
+        settings = plans.normalize_queue(params["queue"], page_size_kb=_page_size_kb())
         if not params["scheduler"] and not settings:
             raise ModuleFailure("nothing to do: set scheduler, queue, or both", **result)
-        state = bd.read_block_devices(sysfs_root, queue_keys=_queue_keys(settings))
+        state = sysfs.read_block_devices(sysfs_root, queue_keys=_queue_keys(settings))
         selected = bd.select_devices(
             state, params["devices"], params["device_class"], params["exclude"], sysfs_root=sysfs_root
         )
         state = _load_kmods(params, state, selected, settings, io, result)
-        plan = bd.plan_changes(state, selected, params["scheduler"], settings, sysfs_root=sysfs_root)
+        plan = plans.plan_changes(state, selected, params["scheduler"], settings, sysfs_root=sysfs_root)
         rules = None
         old_rules = None
         if params["persist"]:
-            rules = bd.render_rules(
+            rules = udev.render_rules(
                 params["devices"],
                 params["device_class"],
                 params["exclude"],
@@ -135,7 +139,7 @@ def _plan(params, io, result):
             )
             old_rules = _read_text(params["rules_path"])
         if not io.check_mode and plan["changed"]:
-            bd.check_writable(plan, sysfs_root)
+            sysfs.check_writable(plan, sysfs_root)
     except bd.BlockdevError as exc:
         raise ModuleFailure(str(exc), **result) from exc
     return state, selected, plan, rules, old_rules
@@ -147,7 +151,7 @@ def _apply(params, plan, rules, io, result):
         return
     if plan["changed"]:
         try:
-            applied = bd.apply_plan(plan, params["sysfs_root"])
+            applied = sysfs.apply_plan(plan, params["sysfs_root"])
         except bd.BlockdevError as exc:
             restored = getattr(exc, "state_restored", False)
             result.update(changed=not restored, runtime_changed=not restored, rules_changed=False)
@@ -178,7 +182,7 @@ def _device_report(plan, state):
 
 def _diff(params, plan, rules, old_rules, rules_changed):
     """Diff entries: one per changed device, plus the rules file when it changes."""
-    diff = bd.plan_diff(plan, params["sysfs_root"])
+    diff = plans.plan_diff(plan, params["sysfs_root"])
     if rules_changed:
         path = params["rules_path"]
         diff.append(
@@ -236,7 +240,7 @@ def run_io_scheduler(params, check_mode=False, diff=False, modprobe=None, warn=N
 def run_io_scheduler_info(params):
     """Logic of onmetal.faas.io_scheduler_info: returns the result dict or raises ModuleFailure."""
     try:
-        state = bd.read_block_devices(params["sysfs_root"])
+        state = sysfs.read_block_devices(params["sysfs_root"])
         names = sorted(state)
         if params["devices"]:
             names = bd.select_devices(state, params["devices"], sysfs_root=params["sysfs_root"])

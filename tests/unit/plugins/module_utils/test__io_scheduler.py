@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_sysfs
 from ansible_collections.onmetal.faas.plugins.module_utils import _io_scheduler as ios
 from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure
 
@@ -131,12 +132,10 @@ def test_load_module_in_check_mode_warns_and_loads_nothing(sysfs):
 
 
 def test_rolled_back_failure_reports_nothing_changed(sysfs, monkeypatch):
-    from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
-
     def refuse(path, value):
         raise OSError(22, "Invalid argument")
 
-    monkeypatch.setattr(bd, "_write_sysfs", refuse)
+    monkeypatch.setattr(_blockdev_sysfs, "_write_sysfs", refuse)
     with pytest.raises(ModuleFailure) as exc:
         ios.run_io_scheduler(params(sysfs, devices=["vda"], scheduler="none"))
     assert "the kernel rejected the value (EINVAL); nothing had been changed" in exc.value.msg

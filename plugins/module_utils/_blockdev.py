@@ -148,6 +148,31 @@ def device_classes(device):
     return classes
 
 
+def tuning_class(name, rotational):
+    """The one class a device is tuned by when each class gets its own scheduler.
+
+    A named kind (nvme, virtio) wins over rotational and nonrotational; ``rotational`` is True,
+    False or None (unknown, counted as nonrotational). Virtual kinds (VIRTUAL_KINDS) get a class
+    too; leaving them out is the caller's choice.
+    """
+    kind = device_kind(name)
+    if kind in NAMED_KINDS:
+        return kind
+    return "rotational" if rotational is True else "nonrotational"
+
+
+def class_excludes(device_class, tuned_classes):
+    """Wildcards a ``device_class`` selection excludes so that a device is tuned by one class only.
+
+    The named kinds (NAMED_KINDS) that are tuned themselves (in ``tuned_classes``) win over every
+    other class, so a rotational virtio disk gets the virtio scheduler, not the rotational one.
+    A named kind that is not tuned stays in the broader class.
+    """
+    if device_class in NAMED_KINDS:
+        return []
+    return [named.wildcard for kind, named in NAMED_KINDS.items() if kind in tuned_classes]
+
+
 def is_glob(pattern):
     """True if ``pattern`` is a shell-style wildcard rather than a literal name."""
     return any(c in pattern for c in _GLOB_CHARS)

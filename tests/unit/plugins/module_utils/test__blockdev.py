@@ -135,3 +135,35 @@ def test_select_missing_device_lists_found(host):
 def test_select_unknown_class(host):
     with pytest.raises(bd.BlockdevError, match="device_class 'ssd' is not supported; expected one of: nvme"):
         bd.select_devices(sysfs.read_block_devices(str(host)), device_class="ssd")
+
+
+@pytest.mark.parametrize(
+    ("name", "rotational", "expected"),
+    [
+        ("nvme0n1", False, "nvme"),
+        ("nvme0n1", True, "nvme"),
+        ("vda", True, "virtio"),  # QEMU reports virtio disks as rotational: the name wins
+        ("vdb", False, "virtio"),
+        ("sda", True, "rotational"),
+        ("sdb", False, "nonrotational"),
+        ("mmcblk0", None, "nonrotational"),  # unknown counts as nonrotational
+        ("loop0", False, "nonrotational"),
+    ],
+)
+def test_tuning_class(name, rotational, expected):
+    assert bd.tuning_class(name, rotational) == expected
+
+
+@pytest.mark.parametrize(
+    ("device_class", "tuned", "expected"),
+    [
+        ("rotational", ["nvme", "virtio", "rotational"], ["nvme*", "vd*"]),
+        ("nonrotational", ["virtio", "nonrotational"], ["vd*"]),
+        ("all", ["nvme"], ["nvme*"]),
+        ("nvme", ["nvme", "virtio"], []),
+        ("virtio", ["nvme", "virtio"], []),
+        ("rotational", ["rotational"], []),
+    ],
+)
+def test_class_excludes(device_class, tuned, expected):
+    assert bd.class_excludes(device_class, tuned) == expected

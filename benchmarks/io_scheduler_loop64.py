@@ -81,11 +81,13 @@ def run_inprocess(collections, devices, scheduler):
     if collections not in sys.path:
         sys.path.insert(0, collections)
     from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
+    from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_plan as plans
+    from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_sysfs as sysfs
 
     start = time.perf_counter()
-    state = bd.read_block_devices("/sys")
-    plan = bd.plan_changes(state, bd.select_devices(state, devices), scheduler)
-    writes = bd.apply_plan(plan)["writes"] if plan["changed"] else 0
+    state = sysfs.read_block_devices("/sys")
+    plan = plans.plan_changes(state, bd.select_devices(state, devices), scheduler)
+    writes = sysfs.apply_plan(plan)["writes"] if plan["changed"] else 0
     return time.perf_counter() - start, writes
 
 

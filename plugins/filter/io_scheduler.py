@@ -1,7 +1,12 @@
 # Copyright (c) onmetal.faas contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters for I/O scheduler names and recommendations (docs in mq_scheduler.yml, recommended_scheduler.yml)."""
+"""Filters for I/O scheduler names, recommendations and class precedence.
+
+Docs in mq_scheduler.yml, recommended_scheduler.yml and disk_class_excludes.yml. The device classes
+and their precedence are decided in module_utils/_blockdev; these filters only adapt them to facts
+and role variables.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
 
+# The disk_tuning role's defaults (a unit test holds them together): None leaves a class alone,
+# as for SATA/SAS SSDs, where the kernel already picks mq-deadline or none by queue count.
 DEFAULT_RECOMMENDATIONS = {
     "nvme": "none",
     "virtio": "none",
     "rotational": "mq-deadline",
-    "nonrotational": "mq-deadline",
+    "nonrotational": None,
 }
 
 
@@ -24,13 +31,6 @@ def mq_scheduler(name, legacy=False):
     if not isinstance(name, str) or not name.strip():
         raise AnsibleFilterError(f"mq_scheduler expects a scheduler name such as 'noop' or 'mq-deadline'; got {name!r}")
     return bd.canonical_scheduler(name.strip(), "legacy" if legacy else "blk-mq")
-
-
-def _device_class(name, facts):
-    kind = bd.device_kind(name)
-    if kind in ("nvme", "virtio"):
-        return kind
-    return "rotational" if str(facts.get("rotational")) == "1" else "nonrotational"
 
 
 def recommended_scheduler(devices, recommendations=None, include_virtual=False):
@@ -64,11 +64,28 @@ def recommended_scheduler(devices, recommendations=None, include_virtual=False):
         current = facts.get("scheduler_mode") or ""
         if not current:
             continue  # no scheduler at all (zram, md, ...)
-        choice = table[_device_class(name, facts)]
+        choice = table[bd.tuning_class(name, str(facts.get("rotational")) == "1")]
+        if choice is None:
+            continue  # this class is left alone
         if bd.scheduler_flavor([current]) == "legacy":
             choice = bd.canonical_scheduler(choice, "legacy")
         out[name] = choice
     return out
+
+
+def disk_class_excludes(class_schedulers, device_class):
+    """Wildcards a ``device_class`` selection must exclude: the named kinds tuned by their own class."""
+    if not isinstance(class_schedulers, Mapping):
+        raise AnsibleFilterError(
+            "disk_class_excludes expects a mapping of device class to scheduler (null: not tuned), "
+            f"e.g. {{'nvme': 'none', 'rotational': 'mq-deadline'}}; got {class_schedulers!r}"
+        )
+    if device_class not in bd.DEVICE_CLASSES:
+        raise AnsibleFilterError(
+            f"disk_class_excludes: device class {device_class!r} is not one of: {', '.join(bd.DEVICE_CLASSES)}"
+        )
+    tuned = [name for name, scheduler in class_schedulers.items() if scheduler is not None]
+    return bd.class_excludes(device_class, tuned)
 
 
 class FilterModule:
@@ -78,4 +95,5 @@ class FilterModule:
         return {
             "mq_scheduler": mq_scheduler,
             "recommended_scheduler": recommended_scheduler,
+            "disk_class_excludes": disk_class_excludes,
         }

@@ -197,10 +197,22 @@ loaded_modules:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._io_scheduler import (  # noqa: E402
     ARGUMENT_SPEC,
     run_io_scheduler,
 )
+
+
+def _modprobe(module):
+    """The kernel module loader given to the logic: runs modprobe, returns (rc, stderr)."""
+
+    def load(kmod):
+        modprobe = module.get_bin_path("modprobe", required=True)
+        rc, _out, err = module.run_command([modprobe, kmod], environ_update=dict(LANG="C", LC_ALL="C"))
+        return rc, err
+
+    return load
 
 
 def main():
@@ -209,7 +221,18 @@ def main():
         required_one_of=[("devices", "device_class")],
         supports_check_mode=True,
     )
-    run_io_scheduler(module)
+    try:
+        result = run_io_scheduler(
+            module.params,
+            check_mode=module.check_mode,
+            diff=module._diff,
+            modprobe=_modprobe(module),
+            warn=module.warn,
+            move=module.atomic_move,
+        )
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ devices:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.onmetal.faas.plugins.module_utils._errors import ModuleFailure  # noqa: E402
 from ansible_collections.onmetal.faas.plugins.module_utils._io_scheduler import (  # noqa: E402
     INFO_ARGUMENT_SPEC,
     run_io_scheduler_info,
@@ -132,7 +133,11 @@ from ansible_collections.onmetal.faas.plugins.module_utils._io_scheduler import 
 
 def main():
     module = AnsibleModule(argument_spec=INFO_ARGUMENT_SPEC, supports_check_mode=True)
-    run_io_scheduler_info(module)
+    try:
+        result = run_io_scheduler_info(module.params)
+    except ModuleFailure as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

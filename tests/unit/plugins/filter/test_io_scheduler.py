@@ -1,15 +1,24 @@
-"""Tests of the mq_scheduler and recommended_scheduler filters."""
+"""Tests of the mq_scheduler, recommended_scheduler and disk_class_excludes filters."""
 
 from __future__ import annotations
 
+import fnmatch
+import os
+
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.onmetal.faas.plugins.filter.io_scheduler import (
+    DEFAULT_RECOMMENDATIONS,
     FilterModule,
+    disk_class_excludes,
     mq_scheduler,
     recommended_scheduler,
 )
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 # Shaped like ansible_devices from the setup module (values are strings there).
 DEVICES = {
@@ -24,7 +33,7 @@ DEVICES = {
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"mq_scheduler", "recommended_scheduler"}
+    assert set(FilterModule().filters()) == {"mq_scheduler", "recommended_scheduler", "disk_class_excludes"}
 
 
 @pytest.mark.parametrize(
@@ -51,12 +60,22 @@ def test_mq_scheduler_rejects_non_names(bad):
 
 
 def test_recommended_scheduler_defaults():
+    # sdb, a SATA SSD, is left alone, as the disk_tuning role leaves it (disk_tuning_nonrotational_scheduler: null)
     assert recommended_scheduler(DEVICES) == {
         "nvme0n1": "none",
         "vda": "none",
         "sda": "mq-deadline",
-        "sdb": "mq-deadline",
     }
+
+
+def test_recommended_scheduler_defaults_are_the_roles():
+    with open(os.path.join(ROOT, "roles", "disk_tuning", "defaults", "main.yml")) as handle:
+        defaults = yaml.safe_load(handle)
+    assert {cls: defaults[f"disk_tuning_{cls}_scheduler"] for cls in DEFAULT_RECOMMENDATIONS} == DEFAULT_RECOMMENDATIONS
+
+
+def test_recommended_scheduler_null_leaves_a_class_out():
+    assert recommended_scheduler(DEVICES, {"rotational": None}) == {"nvme0n1": "none", "vda": "none"}
 
 
 def test_recommended_scheduler_overrides_and_virtual():
@@ -84,3 +103,59 @@ def test_recommended_scheduler_legacy_kernel():
 def test_recommended_scheduler_errors(args, match):
     with pytest.raises(AnsibleFilterError, match=match):
         recommended_scheduler(*args)
+
+
+@pytest.mark.parametrize(
+    ("schedulers", "device_class", "expected"),
+    [
+        (
+            {"nvme": "none", "virtio": "none", "rotational": "mq-deadline", "nonrotational": None},
+            "rotational",
+            ["nvme*", "vd*"],
+        ),
+        ({"nvme": "none", "virtio": "none", "rotational": "mq-deadline"}, "nonrotational", ["nvme*", "vd*"]),
+        ({"nvme": "none", "virtio": None, "rotational": "mq-deadline"}, "rotational", ["nvme*"]),  # virtio stays in
+        ({"nvme": None, "virtio": "mq-deadline", "rotational": None}, "rotational", ["vd*"]),
+        ({"nvme": "none", "virtio": "none"}, "nvme", []),
+        ({"nvme": "none", "virtio": "none"}, "virtio", []),
+        ({"nvme": None, "virtio": None, "rotational": "mq-deadline"}, "rotational", []),
+        ({}, "all", []),
+    ],
+)
+def test_disk_class_excludes(schedulers, device_class, expected):
+    assert disk_class_excludes(schedulers, device_class) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((["nvme"], "rotational"), "expects a mapping of device class to scheduler"),
+        (({"nvme": "none"}, "ssd"), "device class 'ssd' is not one of: nvme, virtio"),
+    ],
+)
+def test_disk_class_excludes_errors(args, match):
+    with pytest.raises(AnsibleFilterError, match=match):
+        disk_class_excludes(*args)
+
+
+def test_disk_class_excludes_keeps_each_device_in_one_class():
+    """What the role selects with the filter's excludes is what tuning_class says, device by device."""
+    schedulers = {"nvme": "none", "virtio": "none", "rotational": "mq-deadline", "nonrotational": "none"}
+    devices = {
+        "nvme0n1": False,
+        "nvme1n1": True,
+        "vda": True,
+        "vdb": False,
+        "sda": True,
+        "sdb": False,
+        "mmcblk0": False,
+    }
+    for name, rotational in devices.items():
+        dev = {"kind": bd.device_kind(name), "rotational": rotational}
+        tuned_by = [
+            cls
+            for cls in schedulers
+            if cls in bd.device_classes(dev)
+            and not any(fnmatch.fnmatchcase(name, p) for p in disk_class_excludes(schedulers, cls))
+        ]
+        assert tuned_by == [bd.tuning_class(name, rotational)], name

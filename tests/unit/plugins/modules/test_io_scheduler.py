@@ -8,6 +8,7 @@ import os
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev as bd
+from ansible_collections.onmetal.faas.plugins.module_utils import _blockdev_sysfs
 from ansible_collections.onmetal.faas.plugins.modules import io_scheduler, io_scheduler_info
 from ansible_collections.onmetal.faas.tests.unit.plugins.modules._harness import run_module
 
@@ -28,7 +29,7 @@ def kernel(monkeypatch):
         with open(path, "w") as handle:
             handle.write(value + "\n")
 
-    monkeypatch.setattr(bd, "_write_sysfs", write)
+    monkeypatch.setattr(_blockdev_sysfs, "_write_sysfs", write)
     return writes
 
 

@@ -4,8 +4,9 @@
 """Build a function image from a template and a handler directory, outside Ansible.
 
 Used by the tests under tests/functions/ and by benchmarks/resizer_latency.py; the functions role
-does the same steps with Ansible tasks and computes the same content hash, so an image built here
-and one built by the role for the same inputs get the same tag:
+does the same steps with Ansible tasks, and both take the content hash from the same code
+(plugins/module_utils/_function_hash.py, loaded here by its path), so an image built here and one
+built by the role for the same inputs get the same tag:
 
     sha256 over the sorted lines "template/<relpath> <sha1>", "function/<relpath> <sha1>",
     "base <base image>" and, with extra Debian packages, "packages <sorted names>", joined by
@@ -18,7 +19,7 @@ and one built by the role for the same inputs get the same tag:
 from __future__ import annotations
 
 import argparse
-import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,26 +29,22 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TEMPLATE = os.path.join(HERE, "templates", "python3-http")
-SKIP_DIRS = {"__pycache__", ".pytest_cache"}
-SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+def _load_function_hash():
+    path = os.path.join(os.path.dirname(HERE), "plugins", "module_utils", "_function_hash.py")
+    spec = importlib.util.spec_from_file_location("onmetal_function_hash", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_function_hash = _load_function_hash()
+_files = _function_hash.hashed_files
 
 
 class BuildError(Exception):
     pass
-
-
-def _files(root):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            if not name.endswith(SKIP_SUFFIXES):
-                path = os.path.join(dirpath, name)
-                yield os.path.relpath(path, root), path
-
-
-def _sha1(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha1(handle.read()).hexdigest()  # noqa: S324 - same checksum as Ansible's find
 
 
 def check_function(function_dir, name=None):
@@ -62,12 +59,7 @@ def check_function(function_dir, name=None):
 
 
 def content_hash(function_dir, base_image, template_dir=DEFAULT_TEMPLATE, packages=()):
-    lines = [f"template/{rel} {_sha1(path)}" for rel, path in _files(template_dir)]
-    lines += [f"function/{rel} {_sha1(path)}" for rel, path in _files(function_dir)]
-    lines.append(f"base {base_image}")
-    if packages:
-        lines.append("packages " + " ".join(sorted(set(packages))))
-    return hashlib.sha256("\n".join(sorted(lines)).encode("utf-8")).hexdigest()[:12]
+    return _function_hash.content_hash(function_dir, base_image, template_dir, packages)
 
 
 def assemble(function_dir, dest, template_dir=DEFAULT_TEMPLATE, packages=()):

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeClock
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DOUBLES = os.path.join(ROOT, "tests", "doubles", "openfaas")
 
@@ -174,20 +176,12 @@ def test_the_507_body_names_the_channel_the_numbers_and_the_fixes(qa):
 
 
 # -- the Admission: snapshots, staleness, calls admitted between polls, one log line per change ---------------------
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 def _snapshot(qa, taken_at, channels, queues=None):
     return qa.queue_snapshot(taken_at, STOREZ, {"channels": channels}, queues or {}, "faas-request")
 
 
 def test_no_snapshot_or_a_stale_one_admits_every_call(qa):
-    clock, lines = Clock(), []
+    clock, lines = FakeClock(1000.0), []
     admission = qa.Admission(5, lines.append, clock=clock)
     assert admission.decide("/async-function/echo", "10") == (204, {})  # nothing known yet: fail open
     admission.failed("GET /streaming/channelsz answered 500")
@@ -203,7 +197,7 @@ def test_no_snapshot_or_a_stale_one_admits_every_call(qa):
 
 
 def test_calls_admitted_between_two_polls_count_until_a_snapshot_holds_them(qa):
-    clock, lines = Clock(), []
+    clock, lines = FakeClock(1000.0), []
     admission = qa.Admission(5, lines.append, clock=clock)
     admission.update(_snapshot(qa, clock.now, [channelz(10, 1, 10, [sub("w", 0, 0, offline=True)])]))
     answers = [admission.decide("/async-function/echo", "5")[0] for _call in range(12)]
@@ -225,7 +219,7 @@ def test_calls_admitted_between_two_polls_count_until_a_snapshot_holds_them(qa):
 
 def test_calls_admitted_just_before_a_poll_still_count_after_it(qa):
     """A call admitted a moment before the poll may reach NATS after the snapshot was read: counted for 1 s more."""
-    clock = Clock()
+    clock = FakeClock(1000.0)
     admission = qa.Admission(5, lambda line: None, clock=clock)
     admission.update(_snapshot(qa, clock.now, [channelz(15, 1, 15)]))
     assert [admission.decide("/async-function/echo")[0] for _call in range(4)] == [204] * 4
@@ -235,7 +229,7 @@ def test_calls_admitted_just_before_a_poll_still_count_after_it(qa):
 
 
 def test_each_function_is_checked_against_its_own_channel(qa):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     admission = qa.Admission(5, lambda line: None, clock=clock)
     channels = [channelz(19, 1, 19), channelz(2, 1, 2, name="resize-q")]
     admission.update(_snapshot(qa, clock.now, channels, {"resize": "resize-q"}))
@@ -247,7 +241,7 @@ def test_each_function_is_checked_against_its_own_channel(qa):
 
 
 def test_a_channel_nobody_published_to_yet_has_room(qa):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     admission = qa.Admission(5, lambda line: None, clock=clock)
     admission.update(_snapshot(qa, clock.now, []))
     assert admission.decide("/async-function/echo", "100")[0] == 204
@@ -336,7 +330,7 @@ def _ask(qa, path, uri, length=None):
 
 
 def test_the_socket_answers_204_or_403_with_the_body_for_nginx(qa, tmp_path):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     admission = qa.Admission(5, lambda line: None, clock=clock)
     admission.update(_snapshot(qa, clock.now, [channelz(19, 1, 19)]))
     path = str(tmp_path / "run" / "admission.sock")
@@ -422,7 +416,7 @@ def test_the_verdicts_from_the_doubles_monitoring_while_the_worker_is_stopped(qa
             assert time.monotonic() < deadline, "the double never closed the silent worker's client"
             time.sleep(0.1)
         lines = []
-        clock = Clock()
+        clock = FakeClock(1000.0)
         admission = qa.Admission(5, lines.append, clock=clock)
 
         def monitor_get(address, mport, path):

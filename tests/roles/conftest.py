@@ -63,6 +63,31 @@ all:
 """
 
 
+def preflight_only_play(role):
+    """A play that runs only ``role``'s tasks/preflight.yml, with the distribution facts its checks read."""
+    return f"""
+- name: {role} preflight only
+  hosts: all
+  gather_facts: true
+  gather_subset: ["!all", "!min", "distribution"]
+  tasks:
+    - name: Run the role's preflight checks
+      ansible.builtin.include_role:
+        name: onmetal.faas.{role}
+        tasks_from: preflight.yml
+"""
+
+
+@pytest.fixture
+def run_preflight(run_play):
+    """Run only a role's preflight checks (``preflight_only_play``) on ``inventory``; return (rc, output)."""
+
+    def _run(role, inventory, extra_vars=None):
+        return run_play(inventory, preflight_only_play(role), extra_vars)
+
+    return _run
+
+
 @pytest.fixture
 def render_role_template(run_play, tmp_path):
     """Render one of a role's templates as the role renders it (its defaults and vars, plus ``extra_vars``) to

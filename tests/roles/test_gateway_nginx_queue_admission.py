@@ -141,31 +141,20 @@ def test_nginx_accepts_the_configuration_with_and_without_the_admission(render_r
     assert done.returncode == 0, done.stderr
 
 
-def test_a_rate_limit_status_the_admission_maps_is_refused(run_play):
+def test_a_rate_limit_status_the_admission_maps_is_refused(run_preflight):
     """403 and 500 are the admission's answers inside the async location: a rate limit answering them would be taken
     for a full queue (507) or for a missing admission (the call passes unchecked)."""
-    play = """
-- name: gateway_nginx preflight only
-  hosts: all
-  gather_facts: true
-  gather_subset: ["!all", "!min", "distribution"]
-  tasks:
-    - name: Run the role's preflight checks
-      ansible.builtin.include_role:
-        name: onmetal.faas.gateway_nginx
-        tasks_from: preflight.yml
-"""
     inventory = "all:\n  hosts:\n    ng1:\n      ansible_connection: local\n"
     limited = {**ON, "gateway_nginx_rate_limit_functions": True}
-    rc, out = run_play(inventory, play, {**limited, "gateway_nginx_rate_limit_status": 500})
+    rc, out = run_preflight("gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 500})
     text = re.sub(r"\s+", " ", out)
     assert rc != 0
     assert "gateway_nginx_rate_limit_status is 500" in text
     assert "Use another status for rate-limited clients (429, the default, or 503)" in text
-    rc, out = run_play(inventory, play, {**limited, "gateway_nginx_rate_limit_status": 503})
+    rc, out = run_preflight("gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 503})
     assert rc == 0, out
-    rc, out = run_play(
-        inventory, play, {**limited, "gateway_nginx_rate_limit_status": 403, **{"swarm_managers_group": "x"}}
+    rc, out = run_preflight(
+        "gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 403, **{"swarm_managers_group": "x"}}
     )
     assert rc == 0, out  # no admission on this host: nothing to confuse
 

@@ -160,12 +160,6 @@ def test_a_rate_limit_status_the_admission_maps_is_refused(run_preflight):
 
 
 # -- a live nginx -----------------------------------------------------------------------------------------------------
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Gateway:
     """A gateway stand-in: 202 for async calls, and what it received."""
 
@@ -192,32 +186,24 @@ class Gateway:
 
 
 @pytest.fixture
-def live(render_role_template, tmp_path):
+def live(start_nginx, tmp_path):
     keeper = _keeper()
     gateway = Gateway()
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
     sock = str(tmp_path / "admission.sock")
-    extra = {
-        **ON,
-        "gateway_nginx_upstreams": [f"127.0.0.1:{gateway.port}"],
-        "gateway_nginx_peer_fallback": False,
-        "gateway_nginx_tls_enabled": False,
-        "gateway_nginx_listen_addresses": ["127.0.0.1"],
-        "gateway_nginx_http_port": port,
-        "gateway_nginx_access_log": str(tmp_path / "access.log"),
-        "gateway_nginx_error_log": str(tmp_path / "error.log"),
-        "__gateway_nginx_pid": str(tmp_path / "nginx.pid"),
-        "__gateway_nginx_user": "root",  # the socket lives in the test's private directory
-        "__gateway_nginx_queue_admission_socket": sock,
-    }
-    render_role_template("gateway_nginx", "nginx.conf.j2", extra, dest=conf)
-    subprocess.run([NGINX, "-c", str(conf)], check=True, timeout=30)
-    rig = {"keeper": keeper, "gateway": gateway, "url": f"http://127.0.0.1:{port}", "socket": sock, "servers": []}
+    rig = {"keeper": keeper, "gateway": gateway, "socket": sock, "servers": []}
     try:
+        nginx = start_nginx(
+            {
+                **ON,
+                "gateway_nginx_upstreams": [f"127.0.0.1:{gateway.port}"],
+                "gateway_nginx_peer_fallback": False,
+                "__gateway_nginx_user": "root",  # the socket lives in the test's private directory
+                "__gateway_nginx_queue_admission_socket": sock,
+            }
+        )
+        rig["url"] = nginx["url"]
         yield rig
     finally:
-        subprocess.run([NGINX, "-c", str(conf), "-s", "quit"], check=False, timeout=30)
         for server in [gateway.server, *rig["servers"]]:
             server.shutdown()
             server.server_close()

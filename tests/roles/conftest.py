@@ -6,6 +6,9 @@ so they need no Docker engine.
 
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +16,7 @@ import textwrap
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @pytest.fixture
@@ -63,6 +67,31 @@ all:
 """
 
 
+def preflight_only_play(role):
+    """A play that runs only ``role``'s tasks/preflight.yml, with the distribution facts its checks read."""
+    return f"""
+- name: {role} preflight only
+  hosts: all
+  gather_facts: true
+  gather_subset: ["!all", "!min", "distribution"]
+  tasks:
+    - name: Run the role's preflight checks
+      ansible.builtin.include_role:
+        name: onmetal.faas.{role}
+        tasks_from: preflight.yml
+"""
+
+
+@pytest.fixture
+def run_preflight(run_play):
+    """Run only a role's preflight checks (``preflight_only_play``) on ``inventory``; return (rc, output)."""
+
+    def _run(role, inventory, extra_vars=None):
+        return run_play(inventory, preflight_only_play(role), extra_vars)
+
+    return _run
+
+
 @pytest.fixture
 def render_role_template(run_play, tmp_path):
     """Render one of a role's templates as the role renders it (its defaults and vars, plus ``extra_vars``) to
@@ -90,6 +119,51 @@ def render_role_template(run_play, tmp_path):
         return dest
 
     return _render
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def start_nginx(render_role_template, tmp_path):
+    """Start a real nginx on loopback (plain HTTP on a free port, logs and pid under tmp_path) with gateway_nginx's own
+    nginx.conf rendered with ``extra_vars`` on top; the role's ``__gateway_nginx_binary`` is a wrapper that runs that
+    nginx with that configuration. Returns conf, binary, url and the variables it rendered with; nginx quits at
+    teardown, also when the test left a configuration it refuses. The test's own skip mark says what it needs (root,
+    nginx)."""
+    binaries = []
+
+    def _start(extra_vars):
+        port = free_port()
+        conf = tmp_path / "nginx.conf"
+        binary = tmp_path / "nginx"
+        binary.write_text(f'#!/bin/sh\nexec {NGINX} -c {conf} "$@"\n')
+        binary.chmod(0o755)
+        rendered = {
+            "gateway_nginx_tls_enabled": False,
+            "gateway_nginx_listen_addresses": ["127.0.0.1"],
+            "gateway_nginx_http_port": port,
+            "gateway_nginx_access_log": str(tmp_path / "access.log"),
+            "gateway_nginx_error_log": str(tmp_path / "error.log"),
+            "__gateway_nginx_pid": str(tmp_path / "nginx.pid"),
+            "__gateway_nginx_conf": str(conf),
+            "__gateway_nginx_binary": str(binary),
+            **extra_vars,
+        }
+        render_role_template("gateway_nginx", "nginx.conf.j2", rendered, dest=conf)
+        subprocess.run([str(binary)], check=True, timeout=30)
+        binaries.append(binary)
+        return {"conf": conf, "binary": str(binary), "url": f"http://127.0.0.1:{port}", "vars": rendered}
+
+    yield _start
+    for binary in binaries:
+        done = subprocess.run([str(binary), "-s", "quit"], capture_output=True, check=False, timeout=30)
+        pid = tmp_path / "nginx.pid"
+        if done.returncode != 0 and pid.exists():  # a test left a configuration nginx refuses to read
+            os.kill(int(pid.read_text()), signal.SIGQUIT)
 
 
 @pytest.fixture

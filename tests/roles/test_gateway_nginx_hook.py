@@ -8,7 +8,6 @@ Without it the rolling engine restart stopped the local gateway under nginx's fe
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,12 +22,6 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(NGINX), reason="needs root and nginx (scripts/lib.sh installs it)"
 )
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gateway(address, name):
@@ -55,33 +48,19 @@ def gateway(address, name):
 
 
 @pytest.fixture
-def rig(render_role_template, tmp_path):
+def rig(start_nginx, render_role_template, tmp_path):
     local, peer = gateway("127.0.0.1", "local"), gateway("127.0.0.2", "peer")
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    wrapper = tmp_path / "nginx"
-    wrapper.write_text(f'#!/bin/sh\nexec {NGINX} -c {conf} "$@"\n')
-    wrapper.chmod(0o755)
-    extra = {
-        "gateway_nginx_upstreams": [f"127.0.0.1:{local.server_address[1]}"],
-        "openfaas_gateway_port": peer.server_address[1],
-        "__gateway_nginx_managers": {"stdout_lines": ["self 10.255.0.1", "10.255.0.1:2377", "127.0.0.2:2377"]},
-        "gateway_nginx_tls_enabled": False,
-        "gateway_nginx_listen_addresses": ["127.0.0.1"],
-        "gateway_nginx_http_port": port,
-        "gateway_nginx_access_log": str(tmp_path / "access.log"),
-        "gateway_nginx_error_log": str(tmp_path / "error.log"),
-        "__gateway_nginx_pid": str(tmp_path / "nginx.pid"),
-        "__gateway_nginx_conf": str(conf),
-        "__gateway_nginx_binary": str(wrapper),
-    }
-    render_role_template("gateway_nginx", "nginx.conf.j2", extra, dest=conf)
-    hook = render_role_template("gateway_nginx", "engine-restart-hook.sh.j2", extra, dest=tmp_path / "hook")
-    subprocess.run([str(wrapper)], check=True, timeout=30)
     try:
-        yield {"conf": conf, "hook": str(hook), "url": f"http://127.0.0.1:{port}", "tmp": tmp_path}
+        nginx = start_nginx(
+            {
+                "gateway_nginx_upstreams": [f"127.0.0.1:{local.server_address[1]}"],
+                "openfaas_gateway_port": peer.server_address[1],
+                "__gateway_nginx_managers": {"stdout_lines": ["self 10.255.0.1", "10.255.0.1:2377", "127.0.0.2:2377"]},
+            }
+        )
+        hook = render_role_template("gateway_nginx", "engine-restart-hook.sh.j2", nginx["vars"], dest=tmp_path / "hook")
+        yield {"conf": nginx["conf"], "hook": str(hook), "url": nginx["url"], "tmp": tmp_path}
     finally:
-        subprocess.run([str(wrapper), "-s", "quit"], check=False, timeout=30)
         for server in (local, peer):
             server.shutdown()
             server.server_close()

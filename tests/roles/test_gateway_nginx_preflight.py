@@ -139,21 +139,10 @@ def test_ipv6_listen_address_without_brackets_is_refused(run_play):
     _stopped_at(out, "Check the listen addresses")
 
 
-def test_valid_addresses_pass_the_preflight(run_play):
-    play = """
-- name: gateway_nginx preflight only
-  hosts: all
-  gather_facts: true
-  gather_subset: ["!all", "!min", "distribution"]
-  tasks:
-    - name: Run the role's preflight checks
-      ansible.builtin.include_role:
-        name: onmetal.faas.gateway_nginx
-        tasks_from: preflight.yml
-"""
-    rc, out = run_play(
+def test_valid_addresses_pass_the_preflight(run_preflight):
+    rc, out = run_preflight(
+        "gateway_nginx",
         INVENTORY,
-        play,
         {
             "gateway_nginx_admin_cidrs": ["127.0.0.1/32", "::1/128", "10.0.0.0/8", "192.0.2.7", "2001:db8::/64"],
             "gateway_nginx_listen_addresses": ["*", "[::]"],

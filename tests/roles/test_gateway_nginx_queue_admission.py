@@ -141,42 +141,25 @@ def test_nginx_accepts_the_configuration_with_and_without_the_admission(render_r
     assert done.returncode == 0, done.stderr
 
 
-def test_a_rate_limit_status_the_admission_maps_is_refused(run_play):
+def test_a_rate_limit_status_the_admission_maps_is_refused(run_preflight):
     """403 and 500 are the admission's answers inside the async location: a rate limit answering them would be taken
     for a full queue (507) or for a missing admission (the call passes unchecked)."""
-    play = """
-- name: gateway_nginx preflight only
-  hosts: all
-  gather_facts: true
-  gather_subset: ["!all", "!min", "distribution"]
-  tasks:
-    - name: Run the role's preflight checks
-      ansible.builtin.include_role:
-        name: onmetal.faas.gateway_nginx
-        tasks_from: preflight.yml
-"""
     inventory = "all:\n  hosts:\n    ng1:\n      ansible_connection: local\n"
     limited = {**ON, "gateway_nginx_rate_limit_functions": True}
-    rc, out = run_play(inventory, play, {**limited, "gateway_nginx_rate_limit_status": 500})
+    rc, out = run_preflight("gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 500})
     text = re.sub(r"\s+", " ", out)
     assert rc != 0
     assert "gateway_nginx_rate_limit_status is 500" in text
     assert "Use another status for rate-limited clients (429, the default, or 503)" in text
-    rc, out = run_play(inventory, play, {**limited, "gateway_nginx_rate_limit_status": 503})
+    rc, out = run_preflight("gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 503})
     assert rc == 0, out
-    rc, out = run_play(
-        inventory, play, {**limited, "gateway_nginx_rate_limit_status": 403, **{"swarm_managers_group": "x"}}
+    rc, out = run_preflight(
+        "gateway_nginx", inventory, {**limited, "gateway_nginx_rate_limit_status": 403, **{"swarm_managers_group": "x"}}
     )
     assert rc == 0, out  # no admission on this host: nothing to confuse
 
 
 # -- a live nginx -----------------------------------------------------------------------------------------------------
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Gateway:
     """A gateway stand-in: 202 for async calls, and what it received."""
 
@@ -203,32 +186,24 @@ class Gateway:
 
 
 @pytest.fixture
-def live(render_role_template, tmp_path):
+def live(start_nginx, tmp_path):
     keeper = _keeper()
     gateway = Gateway()
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
     sock = str(tmp_path / "admission.sock")
-    extra = {
-        **ON,
-        "gateway_nginx_upstreams": [f"127.0.0.1:{gateway.port}"],
-        "gateway_nginx_peer_fallback": False,
-        "gateway_nginx_tls_enabled": False,
-        "gateway_nginx_listen_addresses": ["127.0.0.1"],
-        "gateway_nginx_http_port": port,
-        "gateway_nginx_access_log": str(tmp_path / "access.log"),
-        "gateway_nginx_error_log": str(tmp_path / "error.log"),
-        "__gateway_nginx_pid": str(tmp_path / "nginx.pid"),
-        "__gateway_nginx_user": "root",  # the socket lives in the test's private directory
-        "__gateway_nginx_queue_admission_socket": sock,
-    }
-    render_role_template("gateway_nginx", "nginx.conf.j2", extra, dest=conf)
-    subprocess.run([NGINX, "-c", str(conf)], check=True, timeout=30)
-    rig = {"keeper": keeper, "gateway": gateway, "url": f"http://127.0.0.1:{port}", "socket": sock, "servers": []}
+    rig = {"keeper": keeper, "gateway": gateway, "socket": sock, "servers": []}
     try:
+        nginx = start_nginx(
+            {
+                **ON,
+                "gateway_nginx_upstreams": [f"127.0.0.1:{gateway.port}"],
+                "gateway_nginx_peer_fallback": False,
+                "__gateway_nginx_user": "root",  # the socket lives in the test's private directory
+                "__gateway_nginx_queue_admission_socket": sock,
+            }
+        )
+        rig["url"] = nginx["url"]
         yield rig
     finally:
-        subprocess.run([NGINX, "-c", str(conf), "-s", "quit"], check=False, timeout=30)
         for server in [gateway.server, *rig["servers"]]:
             server.shutdown()
             server.server_close()

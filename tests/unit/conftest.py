@@ -5,8 +5,11 @@ The repository root is the collection root.  ansible-test expects it below
 symlink under ``.cache/`` and put it first on ``sys.path``.
 """
 
+import importlib.util
 import os
 import sys
+
+import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,3 +30,18 @@ def _collection_path():
 _PATH = _collection_path()
 if _PATH not in sys.path:
     sys.path.insert(0, _PATH)
+
+
+@pytest.fixture(scope="session")
+def load_file():
+    """Load a Python file that is shipped as a program, not as an importable module (run with ``python3 -I`` on the
+    nodes, or by a drill), and return it as a module named after the file (``-`` becomes ``_``)."""
+
+    def _load(path):
+        name = os.path.basename(path).removesuffix(".py").replace("-", "_")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return _load

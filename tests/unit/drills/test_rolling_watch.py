@@ -1,7 +1,6 @@
 """The rolling_restart drill's leader accounting (tests/drills/files/rolling_watch.py): what counts as evidence
 that the swarm has no leader, and how the seconds without one and the watch's resolution are measured."""
 
-import importlib.util
 import os
 
 import pytest
@@ -10,11 +9,8 @@ PATH = os.path.join(os.path.dirname(__file__), "..", "..", "drills", "files", "r
 
 
 @pytest.fixture(scope="module")
-def watch():
-    spec = importlib.util.spec_from_file_location("rolling_watch", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def watch(load_file):
+    return load_file(PATH)
 
 
 @pytest.mark.parametrize(

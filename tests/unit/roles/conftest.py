@@ -1,7 +1,6 @@
 """The endpoint keeper (roles/openfaas/files/onmetal-faas-endpoints.py) loaded once for its three test files: it is
 shipped as a single program run with ``python3 -I``, not as an importable module."""
 
-import importlib.util
 import os
 
 import pytest
@@ -11,8 +10,5 @@ KEEPER = os.path.join(ROOT, "roles", "openfaas", "files", "onmetal-faas-endpoint
 
 
 @pytest.fixture(scope="session")
-def keeper():
-    spec = importlib.util.spec_from_file_location("onmetal_faas_endpoints", KEEPER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def keeper(load_file):
+    return load_file(KEEPER)

@@ -291,10 +291,26 @@ def resolve(name, server=("127.0.0.11", 53), timeout=0.5):
                     raise
 
 
-def gate_replicas(body, name, lookup):
+# A waking function's first task is counted by faas-swarm before its DNS record has reached this gateway's node by
+# gossip (about 60-150 ms on the lab). Rather than answer "0 available" and have the gateway sleep its 50 ms poll
+# interval and ask again (gw/scaling/function_scaler.go), the gate asks its DNS again every WAKE_STEP seconds for up
+# to WAKE_HOLD seconds and answers as soon as the record is there: the first call leaves as soon as it can be dialed.
+WAKE_HOLD = 0.3
+WAKE_STEP = 0.01
+
+
+def _dns_count(name, lookup):
+    try:
+        return len(lookup(name))
+    except (OSError, ValueError):
+        return 0  # no answer from the DNS is no address
+
+
+def gate_replicas(body, name, lookup, hold=0.0, step=WAKE_STEP, clock=time.monotonic, sleep=time.sleep):
     """faas-swarm's answer to ``GET /system/function/<name>`` with ``availableReplicas`` lowered to the number of
     addresses ``lookup(name)`` gives (what the gateway will dial); the body unchanged when there is nothing to
-    lower or it is not a function's JSON."""
+    lower or it is not a function's JSON. While the DNS has no address at all for a function faas-swarm counts
+    available (it is waking), the DNS is asked again every ``step`` seconds for up to ``hold`` seconds."""
     try:
         function = json.loads(body)
         available = int(function["availableReplicas"])
@@ -302,10 +318,12 @@ def gate_replicas(body, name, lookup):
         return body, None
     if available <= 0:
         return body, None
-    try:
-        addresses = len(lookup(name))
-    except (OSError, ValueError):
-        addresses = 0  # no answer from the DNS is no address: the gateway polls again in 50 ms
+    addresses = _dns_count(name, lookup)
+    if addresses == 0 and hold > 0:
+        deadline = clock() + hold
+        while addresses == 0 and clock() < deadline:
+            sleep(step)
+            addresses = _dns_count(name, lookup)
     if addresses >= available:
         return body, None
     function["availableReplicas"] = addresses
@@ -367,6 +385,7 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
     provider = None
     lookup = staticmethod(resolve)
     log_line = staticmethod(print)
+    wake_hold = WAKE_HOLD
 
     def log_message(self, *args):
         return  # one line per call would flood the journal; actions are logged by the gate
@@ -397,7 +416,7 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
             status, resp_headers, data = 502, [("Content-Type", "text/plain")], f"{exc}\n".encode()
         match = REPLICA_QUERY.match(urllib.parse.urlsplit(self.path).path)
         if self.command == "GET" and status == 200 and match:
-            data, lowered = gate_replicas(data, match.group(1), self.lookup)
+            data, lowered = gate_replicas(data, match.group(1), self.lookup, hold=self.wake_hold)
             if lowered:
                 self.log_line(f"gate: {lowered}: not available yet")
         self.send_response(status)

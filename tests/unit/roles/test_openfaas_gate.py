@@ -156,6 +156,47 @@ def test_gate_counts_a_dns_failure_as_no_address(ep):
     assert json.loads(body)["availableReplicas"] == 0 and why.endswith("DNS has 0")
 
 
+class StepClock:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_waking_function_is_answered_as_soon_as_its_record_reaches_the_dns(ep):
+    answers = iter([[], [], [], ["10.0.1.5"]])
+    clock = StepClock()
+    body, why = ep.gate_replicas(
+        function_json(1), "resize", lambda name: next(answers), hold=0.3, clock=clock, sleep=clock.sleep
+    )
+    assert (body, why) == (function_json(1), None)  # not lowered: the gateway dials it at once
+    assert clock.sleeps == [ep.WAKE_STEP] * 3
+
+
+def test_the_hold_is_bounded_and_then_the_answer_is_lowered(ep):
+    clock = StepClock()
+    body, why = ep.gate_replicas(function_json(1), "resize", lambda name: [], hold=0.3, clock=clock, sleep=clock.sleep)
+    assert json.loads(body)["availableReplicas"] == 0 and why.endswith("DNS has 0")
+    assert 0.3 <= clock.now < 0.3 + 2 * ep.WAKE_STEP
+
+
+def test_no_hold_when_the_dns_has_some_addresses_or_the_hold_is_off(ep):
+    clock = StepClock()
+    body, why = ep.gate_replicas(
+        function_json(2, 2), "resize", lambda name: ["10.0.1.5"], hold=0.3, clock=clock, sleep=clock.sleep
+    )
+    assert json.loads(body)["availableReplicas"] == 1 and clock.sleeps == []  # the gateway proceeds with one
+    body, why = ep.gate_replicas(function_json(1), "resize", lambda name: [], clock=clock, sleep=clock.sleep)
+    assert json.loads(body)["availableReplicas"] == 0 and clock.sleeps == []
+
+
 class FaasSwarm(BaseHTTPRequestHandler):
     """faas-swarm's API as the gate sees it: the replica query, a deploy (202), records every request."""
 

@@ -58,6 +58,21 @@ def quorum_message(error, info=None):
     )
 
 
+def with_placement(spec):
+    """``spec`` with a ``TaskTemplate.Placement`` (an empty one when the service declares no placement), as
+    ``docker service update`` and ``docker stack deploy`` send it. An update without the field makes Engine 20.10
+    (swarmkit before moby/swarmkit#2950) dereference the missing Placement in the orchestrator's updater while the
+    service's tasks still carry the old constraints: the leader panics, and so does every manager that takes over
+    (moby/moby#37883), so a stack that drops a service's constraints would take the whole swarm down. Hashes and
+    diffs are unaffected: the planner drops empty fields on both sides."""
+    task = spec.get("TaskTemplate")
+    if not isinstance(task, dict) or task.get("Placement") is not None:
+        return spec
+    spec = dict(spec)
+    spec["TaskTemplate"] = dict(task, Placement={})
+    return spec
+
+
 class DockerApiEngine:
     """The engine operations swarm_stack needs, over an :class:`._engine_http.EngineHTTP` client.
 
@@ -148,6 +163,7 @@ class DockerApiEngine:
 
     def update_service(self, service_id, version, spec, auth_header=None, rollback=False):
         headers = {"X-Registry-Auth": auth_header} if auth_header else None
+        spec = with_placement(spec)
         params = {"version": version}
         if rollback:
             params["rollback"] = "previous"

@@ -281,6 +281,19 @@ def test_engine_adapter_sends_the_raw_spec_rollback_flag_and_auth(fake_engine):
     assert DockerApiEngine(None).registry_auth("a:1") is None
 
 
+def test_an_update_always_carries_a_placement(fake_engine):
+    # Engine 20.10 panics on every manager when an update drops the Placement of a constrained service.
+    engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"))
+    spec = {"Name": "x", "Labels": {}, "TaskTemplate": {"ContainerSpec": {"Image": "a:1"}}}
+    sid = engine.create_service({"Name": "x", "Labels": {}, "TaskTemplate": {"Placement": {"Constraints": ["a"]}}})
+    engine.update_service(sid, 1, spec)
+    assert fake_engine.requests[-1][3]["TaskTemplate"] == {"ContainerSpec": {"Image": "a:1"}, "Placement": {}}
+    assert spec["TaskTemplate"] == {"ContainerSpec": {"Image": "a:1"}}  # the caller's spec is left alone
+    kept = {"Name": "x", "TaskTemplate": {"Placement": {"Constraints": ["node.role == manager"]}}}
+    engine.update_service(sid, 2, kept)
+    assert fake_engine.requests[-1][3] == kept
+
+
 def test_engine_adapter_objects_round_trip(fake_engine):
     engine = DockerApiEngine(EngineHTTP(f"unix://{fake_engine.socket_path}"))
     secret_id = engine.create_secret("st_pw-1", b"\x00value", {"k": "v"})

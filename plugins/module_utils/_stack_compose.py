@@ -45,7 +45,7 @@ _SCALAR = ("scalar",)  # str/int/float/bool
 _STR_OR_LIST = ("str_or_list",)
 _LIST_STR = ("list", _STR)
 _MAP_SCALAR = ("map", _SCALAR)
-_LIST_OR_MAP = ("list_or_map",)  # environment, labels, sysctls, extra_hosts
+_LIST_OR_MAP = ("list_or_map", _SCALAR)  # environment, labels, sysctls, extra_hosts
 
 
 def _obj(schema, allow_null=False):
@@ -101,7 +101,7 @@ _SERVICE = {
     "labels": _LIST_OR_MAP,
     "secrets": ("list", _FILE_REF),
     "configs": ("list", _FILE_REF),
-    "networks": ("list_or_obj_map", {"aliases": _LIST_STR}),
+    "networks": ("list_or_obj_map", _obj({"aliases": _LIST_STR})),
     "ports": ("list", ("scalar_or_obj", {"target": _INT, "published": _INT, "protocol": _STR, "mode": _STR})),
     "healthcheck": _obj(
         {
@@ -229,18 +229,6 @@ def _check_map(value, checker, path):
         _check(item, checker[1], f"{path}.{key}")
 
 
-def _check_list_or_map(value, checker, path):
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _check(item, _STR, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if item is not None:
-                _check(item, _SCALAR, f"{path}.{key}")
-    else:
-        raise ComposeError(f"{path}: expected a list of KEY=VALUE strings or a mapping, got {_type_name(value)}")
-
-
 def _check_nested_obj(value, checker, path):
     if value is None and checker[2]:
         return
@@ -259,16 +247,25 @@ def _check_value_or_obj(value, checker, path):
         raise ComposeError(f"{path}: expected true, false or a mapping, got {_type_name(value)}")
 
 
-def _check_list_or_obj_map(value, checker, path):
+# List-or-mapping kinds: a list of strings, or a mapping whose non-null items are checked with the checker's
+# second element.  kind -> the list form, as the error message names it.
+_LIST_OR_MAP_KINDS = {
+    "list_or_map": "a list of KEY=VALUE strings",  # ("list_or_map", _SCALAR): environment, labels, ...
+    "list_or_obj_map": "a list of names",  # ("list_or_obj_map", _obj(...)): a service's networks
+}
+
+
+def _check_list_or_map(value, checker, path):
     if isinstance(value, list):
         for i, item in enumerate(value):
             _check(item, _STR, f"{path}[{i}]")
     elif isinstance(value, dict):
         for key, item in value.items():
             if item is not None:
-                _check_obj(item, checker[1], f"{path}.{key}")
+                _check(item, checker[1], f"{path}.{key}")
     else:
-        raise ComposeError(f"{path}: expected a list of names or a mapping, got {_type_name(value)}")
+        listed = _LIST_OR_MAP_KINDS[checker[0]]
+        raise ComposeError(f"{path}: expected {listed} or a mapping, got {_type_name(value)}")
 
 
 _COMPOUND_KINDS = {
@@ -280,7 +277,7 @@ _COMPOUND_KINDS = {
     "str_or_obj": _check_value_or_obj,
     "scalar_or_obj": _check_value_or_obj,
     "bool_or_obj": _check_value_or_obj,
-    "list_or_obj_map": _check_list_or_obj_map,
+    "list_or_obj_map": _check_list_or_map,
 }
 
 

@@ -176,20 +176,46 @@ def _port_range(text):
     return [int(text)]
 
 
+# Field tables: compose key -> (Engine API key, converter(value, path)), in the order the API object is written.
+
+
+def _as_is(value, path):
+    return value
+
+
+def _as_float(value, path):
+    return float(value)
+
+
+def convert_fields(table, section, where):
+    """The API fields of a compose mapping ``section`` by ``table``; a converter's errors name ``where.KEY``."""
+    return {api: convert(section[key], f"{where}.{key}") for key, (api, convert) in table.items() if key in section}
+
+
+# deploy.update_config and deploy.rollback_config; Parallelism is set before these (see update_config_spec).
+UPDATE_CONFIG_FIELDS = {
+    "delay": ("Delay", duration_ns),
+    "failure_action": ("FailureAction", _as_is),
+    "monitor": ("Monitor", duration_ns),
+    "max_failure_ratio": ("MaxFailureRatio", _as_float),
+    "order": ("Order", _as_is),
+}
+
+# deploy.restart_policy
+RESTART_POLICY_FIELDS = {
+    "condition": ("Condition", _as_is),
+    "delay": ("Delay", duration_ns),
+    "max_attempts": ("MaxAttempts", _as_is),
+    "window": ("Window", duration_ns),
+}
+
+
 def update_config_spec(cfg, path):
+    """deploy.update_config or deploy.rollback_config (``path`` names it) -> UpdateConfig; None when empty."""
     if not cfg:
         return None
     out = {"Parallelism": cfg.get("parallelism", 1)}  # compose's default, the engine's would be 0 (all)
-    if "delay" in cfg:
-        out["Delay"] = duration_ns(cfg["delay"], path + ".delay")
-    if "failure_action" in cfg:
-        out["FailureAction"] = cfg["failure_action"]
-    if "monitor" in cfg:
-        out["Monitor"] = duration_ns(cfg["monitor"], path + ".monitor")
-    if "max_failure_ratio" in cfg:
-        out["MaxFailureRatio"] = float(cfg["max_failure_ratio"])
-    if "order" in cfg:
-        out["Order"] = cfg["order"]
+    out.update(convert_fields(UPDATE_CONFIG_FIELDS, cfg, path))
     return out
 
 
@@ -353,16 +379,8 @@ def resources_spec(resources, path):
 
 
 def restart_policy_spec(rp, path):
-    policy = {}
-    if "condition" in rp:
-        policy["Condition"] = rp["condition"]
-    if "delay" in rp:
-        policy["Delay"] = duration_ns(rp["delay"], path + ".deploy.restart_policy.delay")
-    if "max_attempts" in rp:
-        policy["MaxAttempts"] = rp["max_attempts"]
-    if "window" in rp:
-        policy["Window"] = duration_ns(rp["window"], path + ".deploy.restart_policy.window")
-    return policy
+    """deploy.restart_policy of the service at ``path`` -> RestartPolicy."""
+    return convert_fields(RESTART_POLICY_FIELDS, rp, path + ".deploy.restart_policy")
 
 
 def placement_spec(placement):

@@ -5,6 +5,8 @@ import hashlib
 import pytest
 
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import (
+    _COMPOUND_KINDS,
+    _LIST_OR_MAP_KINDS,
     HASH_LABEL,
     STACK_IMAGE_LABEL,
     STACK_LABEL,
@@ -13,7 +15,16 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     merge_compose,
     validate,
 )
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_fields import duration_ns, parse_port, size_bytes
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_fields import (
+    RESTART_POLICY_FIELDS,
+    UPDATE_CONFIG_FIELDS,
+    convert_fields,
+    duration_ns,
+    parse_port,
+    restart_policy_spec,
+    size_bytes,
+    update_config_spec,
+)
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_spec import (
     apply_endpoint_mode,
     content_hash,
@@ -360,3 +371,116 @@ def test_compose_warnings_list_interpolation_then_ignored_keys():
         "is used as written (template it with Jinja instead, or write $$ for a literal $)",
         "services.b: ignoring keys that swarm does not use: build, restart",
     ]
+
+
+def _web(**svc):
+    return {"services": {"web": dict({"image": "a"}, **svc)}, "networks": {"front": None}}
+
+
+@pytest.mark.parametrize(
+    "svc, message",
+    [
+        (
+            {"environment": "A=1"},
+            "services.web.environment: expected a list of KEY=VALUE strings or a mapping, got a string",
+        ),
+        ({"labels": 3}, "services.web.labels: expected a list of KEY=VALUE strings or a mapping, got an integer"),
+        ({"environment": [1]}, "services.web.environment[0]: expected a string, got an integer (1)"),
+        ({"environment": {"A": [1]}}, "services.web.environment.A: expected a scalar value, got a list"),
+        ({"networks": "front"}, "services.web.networks: expected a list of names or a mapping, got a string"),
+        ({"networks": [{"front": {}}]}, "services.web.networks[0]: expected a string, got a mapping ({'front': {}})"),
+        ({"networks": {"front": ["x"]}}, "services.web.networks.front: expected a mapping, got a list"),
+        (
+            {"networks": {"front": {"ipv4": "x"}}},
+            "services.web.networks.front.ipv4: unknown key (supported here: aliases)",
+        ),
+        (
+            {"networks": {"front": {"aliases": "x"}}},
+            "services.web.networks.front.aliases: expected a list, got a string",
+        ),
+    ],
+)
+def test_list_or_map_kinds_check_items_and_name_the_list_form(svc, message):
+    with pytest.raises(ComposeError) as err:
+        validate(_web(**svc))
+    assert str(err.value) == message
+
+
+def test_list_or_map_kinds_accept_lists_mappings_and_null_items():
+    validate(_web(environment=["A=1"], labels={"a": 1, "b": None}, networks=["front"]))
+    validate(_web(environment={"A": True, "B": None}, networks={"front": None}))
+    validate(_web(networks={"front": {"aliases": ["w"]}}))
+
+
+def test_list_or_map_kinds_are_registered_as_compound_kinds():
+    assert set(_LIST_OR_MAP_KINDS) == {"list_or_map", "list_or_obj_map"}
+    assert _COMPOUND_KINDS["list_or_map"] is _COMPOUND_KINDS["list_or_obj_map"]
+
+
+def test_convert_fields_applies_a_table_in_its_order_and_names_the_key_in_errors():
+    table = {"b": ("B", duration_ns), "a": ("A", lambda value, path: (value, path))}
+    assert list(convert_fields(table, {"a": 1, "b": "2s", "c": 3}, "x.y")) == ["B", "A"]
+    assert convert_fields(table, {"a": 1, "b": "2s"}, "x.y") == {"B": 2 * 10**9, "A": (1, "x.y.a")}
+    assert convert_fields(table, {}, "x.y") == {}
+    with pytest.raises(ComposeError, match=r"^x\.y\.b: expected a duration"):
+        convert_fields(table, {"b": "soon"}, "x.y")
+
+
+def test_update_config_spec_converts_every_key():
+    cfg = {
+        "parallelism": 2,
+        "delay": "2s",
+        "failure_action": "pause",
+        "monitor": "1m",
+        "max_failure_ratio": "0.25",
+        "order": "start-first",
+    }
+    spec = update_config_spec(cfg, "services.web.deploy.update_config")
+    assert spec == {
+        "Parallelism": 2,
+        "Delay": 2 * 10**9,
+        "FailureAction": "pause",
+        "Monitor": 60 * 10**9,
+        "MaxFailureRatio": 0.25,
+        "Order": "start-first",
+    }
+    assert list(spec) == ["Parallelism", "Delay", "FailureAction", "Monitor", "MaxFailureRatio", "Order"]
+    assert sorted(UPDATE_CONFIG_FIELDS) == sorted(k for k in cfg if k != "parallelism")
+
+
+def test_update_config_spec_defaults_parallelism_to_one_and_skips_an_empty_config():
+    assert update_config_spec({"order": "stop-first"}, "p") == {"Parallelism": 1, "Order": "stop-first"}
+    assert update_config_spec({"max_failure_ratio": 1}, "p") == {"Parallelism": 1, "MaxFailureRatio": 1.0}
+    assert update_config_spec({}, "p") is None and update_config_spec(None, "p") is None
+
+
+def test_restart_policy_spec_converts_every_key():
+    rp = {"condition": "any", "delay": "500ms", "max_attempts": 3, "window": 2}
+    spec = restart_policy_spec(rp, "services.web")
+    assert spec == {"Condition": "any", "Delay": 5 * 10**8, "MaxAttempts": 3, "Window": 2 * 10**9}
+    assert list(spec) == ["Condition", "Delay", "MaxAttempts", "Window"]
+    assert sorted(RESTART_POLICY_FIELDS) == sorted(rp)
+    assert restart_policy_spec({}, "services.web") == {}
+
+
+@pytest.mark.parametrize(
+    "deploy, path",
+    [
+        ({"update_config": {"delay": "soon"}}, "services.web.deploy.update_config.delay"),
+        ({"update_config": {"monitor": "soon"}}, "services.web.deploy.update_config.monitor"),
+        ({"rollback_config": {"delay": "soon"}}, "services.web.deploy.rollback_config.delay"),
+        ({"rollback_config": {"monitor": "soon"}}, "services.web.deploy.rollback_config.monitor"),
+        ({"restart_policy": {"delay": "soon"}}, "services.web.deploy.restart_policy.delay"),
+        ({"restart_policy": {"window": "soon"}}, "services.web.deploy.restart_policy.window"),
+    ],
+)
+def test_deploy_durations_name_their_path(deploy, path):
+    with pytest.raises(ComposeError) as err:
+        _spec({"image": "a", "deploy": deploy})
+    assert str(err.value) == f"{path}: expected a duration such as '10s' or '1m30s', got 'soon'"
+
+
+def test_rollback_config_converts_like_update_config():
+    spec = _spec({"image": "a", "deploy": {"rollback_config": {"failure_action": "continue", "delay": "1s"}}})
+    assert spec["RollbackConfig"] == {"Parallelism": 1, "Delay": 10**9, "FailureAction": "continue"}
+    assert "UpdateConfig" not in spec

@@ -39,7 +39,7 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_compose import
     merge_compose,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_drift import normalise
-from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import parse_time, service_status
+from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import WaitPolicy, parse_time, service_status
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_plan import (
     check_digests,
     compute_plan,
@@ -218,7 +218,8 @@ def _fail(exc, params, stack_run, stack, plan, current, result):
         after = stack_run.engine.info()
         try:
             since = parse_time(after.get("SystemTime"))
-            stack_run.wait(stack, rolled["updated"], params["wait_timeout"], 0, since, rolling_back=True)
+            policy = WaitPolicy(params["wait_timeout"], 0, rolling_back=True)
+            stack_run.wait(stack, rolled["updated"], policy, since)
             msg += "; the previous version is running again"
             details["rollback_converged"] = True
         except StackError as rexc:
@@ -279,8 +280,7 @@ def _wait(params, stack_run, service_names, since, plan, current, changed):
     for status in stack_run.wait(
         params["name"],
         service_names,
-        params["wait_timeout"],
-        params["wait_max_task_failures"],
+        WaitPolicy(params["wait_timeout"], params["wait_max_task_failures"]),
         since,
         services=None if changed else list(current["services"].values()),
         fresh=set(done.created) | set(done.updated),

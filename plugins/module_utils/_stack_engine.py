@@ -44,6 +44,23 @@ class Done:
     removed: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How :meth:`StackRun.wait` polls and judges.
+
+    ``timeout``: seconds until the wait gives up.  ``max_failures``: failed tasks (since the run's start) that
+    fail a service at once; 0 never does.  ``rolling_back``: the wait follows a rollback, so a rollback the
+    swarm completed is what is waited for, not a failure.  ``interval``: seconds between polls.
+    ``rollout_grace``: see :meth:`StackRun.wait`.
+    """
+
+    timeout: float
+    max_failures: int
+    interval: float = 1.0
+    rollout_grace: float = 15.0
+    rolling_back: bool = False
+
+
 class StackRun:
     """One run against the engine (kubernetes.core's service-object style): the engine, the clock and ``sleep``,
     the action log (``actions``, the module's RV(actions)) and what was done (``done``, for the rollback).
@@ -131,11 +148,63 @@ class StackRun:
     def rollback(self, current):
         return rollback(self.engine, self.done, current, self.actions)
 
-    def wait(self, stack, names, timeout, max_failures, since, **options):
-        """:func:`wait_for_services` with this run's engine, clock and sleep."""
-        return wait_for_services(
-            self.engine, stack, names, timeout, max_failures, since, self.clock, self.sleep, **options
-        )
+    def wait(self, stack, names, policy, since, services=None, fresh=None, rollout=None):
+        """Poll until every named service converged; -> their statuses (:func:`service_status`), or StackError
+        naming the failed service(s).
+
+        ``policy``: a :class:`WaitPolicy`.  ``since`` (datetime or None): task failures older than this belong
+        to earlier deployments.  ``services`` (optional): a fresh list of the stack's services to use for the
+        first check, which saves one request when nothing was changed.  ``fresh``: names created/updated by this
+        run (default: all).  ``rollout``: {name: UpdateStatus.StartedAt before this run's update} for services
+        whose task template this run changed.  Right after such an update the old tasks still run and the
+        engine may not show the new update yet, which looks converged; such a service counts as pending
+        until its UpdateStatus shows a new update (different StartedAt), for at most ``policy.rollout_grace``
+        seconds (changes the orchestrator does not roll out, e.g. a constraint the node still meets,
+        never start one)."""
+        engine, clock, sleep = self.engine, self.clock, self.sleep
+        timeout = policy.timeout
+        started = clock()
+        deadline = started + timeout
+        while True:
+            listed = services if services is not None else engine.services(stack)
+            services = None
+            by_name = {s["Spec"]["Name"]: s for s in listed}
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise StackError("service(s) {} disappeared while waiting".format(", ".join(missing)))
+            ids = [by_name[n]["ID"] for n in names]
+            tasks = engine.tasks(ids) if ids else []
+            per_service = {}
+            for task in tasks:
+                per_service.setdefault(task.get("ServiceID"), []).append(task)
+            statuses = [
+                service_status(
+                    by_name[n],
+                    per_service.get(by_name[n]["ID"], []),
+                    since,
+                    policy.max_failures,
+                    policy.rolling_back,
+                    fresh is None or n in fresh,
+                )
+                for n in names
+            ]
+            if rollout and clock() - started < policy.rollout_grace:
+                for status in statuses:
+                    name = status["name"]
+                    if name in rollout and status["state"] == "converged":
+                        now = (by_name[name].get("UpdateStatus") or {}).get("StartedAt")
+                        if not now or now == rollout[name]:
+                            status["state"] = "pending"
+                            status["message"] = "waiting for the swarm to start rolling out the new spec"
+            failed = [s for s in statuses if s["state"] == "failed"]
+            if failed:
+                raise StackError(_status_text("did not converge", failed), statuses=statuses)
+            if all(s["state"] == "converged" for s in statuses):
+                return statuses
+            if clock() >= deadline:
+                late = [s for s in statuses if s["state"] != "converged"]
+                raise StackError(_status_text(f"did not converge within {timeout}s", late), statuses=statuses)
+            sleep(policy.interval)
 
 
 _NETWORK_NOT_FOUND = re.compile(r"network (\S+) not found")
@@ -335,76 +404,6 @@ def _task_text(task):
     elif status.get("Message"):
         text += " ({})".format(status["Message"])
     return text
-
-
-def wait_for_services(
-    engine,
-    stack,
-    names,
-    timeout,
-    max_failures,
-    since,
-    clock,
-    sleep,
-    rolling_back=False,
-    interval=1.0,
-    services=None,
-    fresh=None,
-    rollout=None,
-    rollout_grace=15.0,
-):
-    """Poll until every named service converged; raise StackError naming the failed service(s).
-
-    ``services`` (optional): a fresh list of the stack's services to use for the first check, which
-    saves one request when nothing was changed.  ``fresh``: names created/updated by this run
-    (default: all).  ``rollout``: {name: UpdateStatus.StartedAt before this run's update} for services
-    whose task template this run changed.  Right after such an update the old tasks still run and the
-    engine may not show the new update yet, which looks converged; such a service counts as pending
-    until its UpdateStatus shows a new update (different StartedAt), for at most ``rollout_grace``
-    seconds (changes the orchestrator does not roll out, e.g. a constraint the node still meets,
-    never start one)."""
-    started = clock()
-    deadline = started + timeout
-    while True:
-        listed = services if services is not None else engine.services(stack)
-        services = None
-        by_name = {s["Spec"]["Name"]: s for s in listed}
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise StackError("service(s) {} disappeared while waiting".format(", ".join(missing)))
-        ids = [by_name[n]["ID"] for n in names]
-        tasks = engine.tasks(ids) if ids else []
-        per_service = {}
-        for task in tasks:
-            per_service.setdefault(task.get("ServiceID"), []).append(task)
-        statuses = [
-            service_status(
-                by_name[n],
-                per_service.get(by_name[n]["ID"], []),
-                since,
-                max_failures,
-                rolling_back,
-                fresh is None or n in fresh,
-            )
-            for n in names
-        ]
-        if rollout and clock() - started < rollout_grace:
-            for status in statuses:
-                name = status["name"]
-                if name in rollout and status["state"] == "converged":
-                    now = (by_name[name].get("UpdateStatus") or {}).get("StartedAt")
-                    if not now or now == rollout[name]:
-                        status["state"] = "pending"
-                        status["message"] = "waiting for the swarm to start rolling out the new spec"
-        failed = [s for s in statuses if s["state"] == "failed"]
-        if failed:
-            raise StackError(_status_text("did not converge", failed), statuses=statuses)
-        if all(s["state"] == "converged" for s in statuses):
-            return statuses
-        if clock() >= deadline:
-            late = [s for s in statuses if s["state"] != "converged"]
-            raise StackError(_status_text(f"did not converge within {timeout}s", late), statuses=statuses)
-        sleep(interval)
 
 
 def _status_text(what, statuses):

@@ -1,5 +1,6 @@
 """Engine-side helpers: manager check, convergence, waiting, digest resolution (with fakes)."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -13,9 +14,10 @@ from ansible_collections.onmetal.faas.plugins.module_utils._stack_client import 
     resolve_digests,
 )
 from ansible_collections.onmetal.faas.plugins.module_utils._stack_engine import (
+    StackRun,
+    WaitPolicy,
     parse_time,
     service_status,
-    wait_for_services,
 )
 from ansible_collections.onmetal.faas.tests.unit.plugins._fake_engine import FakeClock
 
@@ -141,7 +143,7 @@ class _PollingEngine:
 def test_wait_polls_until_converged():
     engine = _PollingEngine([[_task("preparing")], [_task("starting")], [_task("running")]])
     clock = FakeClock()
-    statuses = wait_for_services(engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep)
+    statuses = StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(30, 3), SINCE)
     assert statuses[0]["state"] == "converged" and engine.calls == 3 and clock.now == 2.0
 
 
@@ -151,7 +153,7 @@ def test_wait_times_out_with_the_task_message():
     )
     clock = FakeClock()
     with pytest.raises(StackError) as err:
-        wait_for_services(engine, "st", ["st_web"], 5, 3, SINCE, clock, clock.sleep)
+        StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(5, 3), SINCE)
     assert "service st_web did not converge within 5s (0/1 tasks running): task 1 is pending: no suitable node" in str(
         err.value
     )
@@ -165,7 +167,7 @@ def test_wait_fails_fast_on_rejections():
     engine = _PollingEngine([rejected])
     clock = FakeClock()
     with pytest.raises(StackError, match="service st_web did not converge .*rejected: secret not found"):
-        wait_for_services(engine, "st", ["st_web"], 300, 3, SINCE, clock, clock.sleep)
+        StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(300, 3), SINCE)
     assert clock.now == 0.0
 
 
@@ -197,23 +199,68 @@ NEW_DONE = {"State": "completed", "StartedAt": "2026-11-26T20:00:01Z"}
 def test_wait_does_not_take_the_old_tasks_for_a_finished_rollout():
     engine = _RolloutEngine([OLD_UPDATE, NEW_UPDATE, NEW_DONE])
     clock = FakeClock()
-    statuses = wait_for_services(
-        engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": OLD_UPDATE["StartedAt"]}
+    statuses = StackRun(engine, clock, clock.sleep).wait(
+        "st", ["st_web"], WaitPolicy(30, 3), SINCE, rollout={"st_web": OLD_UPDATE["StartedAt"]}
     )
     assert statuses[0]["state"] == "converged" and engine.polls == 3
     # without the rollout hint the first poll already looked converged: the race this guards against
     engine = _RolloutEngine([OLD_UPDATE, NEW_UPDATE, NEW_DONE])
-    assert wait_for_services(engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep)[0]["state"] == "converged"
+    assert (
+        StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(30, 3), SINCE)[0]["state"] == "converged"
+    )
     assert engine.polls == 1
 
 
 def test_wait_accepts_a_change_the_swarm_does_not_roll_out_after_the_grace():
     engine = _RolloutEngine([None])
     clock = FakeClock()
-    statuses = wait_for_services(
-        engine, "st", ["st_web"], 30, 3, SINCE, clock, clock.sleep, rollout={"st_web": None}, rollout_grace=3
+    statuses = StackRun(engine, clock, clock.sleep).wait(
+        "st", ["st_web"], WaitPolicy(30, 3, rollout_grace=3), SINCE, rollout={"st_web": None}
     )
     assert statuses[0]["state"] == "converged" and engine.polls == 4 and clock.now == 3.0
+
+
+def test_wait_policy_defaults_and_is_frozen():
+    policy = WaitPolicy(30, 3)
+    assert (policy.interval, policy.rollout_grace, policy.rolling_back) == (1.0, 15.0, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.timeout = 60
+
+
+def test_wait_polls_at_the_policy_interval():
+    engine = _PollingEngine([[_task("preparing")], [_task("starting")], [_task("running")]])
+    clock = FakeClock()
+    StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(30, 3, interval=0.5), SINCE)
+    assert engine.calls == 3 and clock.now == 1.0
+
+
+def test_wait_after_a_rollback_takes_the_completed_rollback_for_convergence():
+    class _RolledBack(_PollingEngine):
+        def services(self, stack):
+            return [_service(1, "rollback_completed")]
+
+    clock = FakeClock()
+    run = StackRun(_RolledBack([[_task("running")]]), clock, clock.sleep)
+    with pytest.raises(StackError, match="swarm rolled the update back itself"):
+        run.wait("st", ["st_web"], WaitPolicy(30, 0), SINCE)
+    statuses = run.wait("st", ["st_web"], WaitPolicy(30, 0, rolling_back=True), SINCE)
+    assert statuses[0]["state"] == "converged"
+    # a service this run did not touch: its old rollback is history either way
+    assert run.wait("st", ["st_web"], WaitPolicy(30, 0), SINCE, fresh=set())[0]["state"] == "converged"
+
+
+def test_wait_uses_the_given_listing_for_the_first_check_only():
+    class _Counting(_PollingEngine):
+        listings = 0
+
+        def services(self, stack):
+            self.listings += 1
+            return super().services(stack)
+
+    engine = _Counting([[_task("starting")], [_task("running")]])
+    clock = FakeClock()
+    StackRun(engine, clock, clock.sleep).wait("st", ["st_web"], WaitPolicy(30, 3), SINCE, services=[_service(1)])
+    assert engine.calls == 2 and engine.listings == 1
 
 
 class _DigestEngine:

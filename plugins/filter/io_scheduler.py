@@ -74,7 +74,11 @@ def recommended_scheduler(devices, recommendations=None, include_virtual=False):
 
 
 def disk_class_excludes(class_schedulers, device_class):
-    """Wildcards a ``device_class`` selection must exclude: the named kinds tuned by their own class."""
+    """Wildcards a ``device_class`` selection must exclude; the rule is ``_blockdev.class_excludes``.
+
+    ``rotational`` and ``nonrotational`` exclude NVMe and virtio disks always (a null scheduler for
+    their own class leaves them alone); ``all`` excludes only those whose own class is tuned.
+    """
     if not isinstance(class_schedulers, Mapping):
         raise AnsibleFilterError(
             "disk_class_excludes expects a mapping of device class to scheduler (null: not tuned), "

@@ -50,8 +50,10 @@ VIRTUAL_KINDS = {"loop": "loop", "ram": "ram", "zram": "zram", "dm": "dm-"}
 # shell-style wildcard that keeps the kind out of a broader class selection.
 NamedKind = namedtuple("NamedKind", ("regex", "udev", "wildcard"))
 
-# Kinds recognised by the whole kernel name. They are also device classes, and they win over the
-# rotational and nonrotational classes (QEMU reports virtio disks as rotational), in this order.
+# Kinds recognised by the whole kernel name, in this order. They are also device classes, and when
+# tuning per class they belong to their own class only: the rotational and nonrotational classes never
+# take them, whether or not their own class is tuned (QEMU reports virtio disks as rotational). See
+# class_excludes, which decides this for the disk_class_excludes filter and so for the disk_tuning role.
 NAMED_KINDS = {
     "nvme": NamedKind(re.compile(r"^nvme\d+n\d+$"), "nvme[0-9]*n[0-9]*", "nvme*"),
     "virtio": NamedKind(re.compile(r"^vd[a-z]+$"), "vd[a-z]*", "vd*"),
@@ -151,9 +153,10 @@ def device_classes(device):
 def tuning_class(name, rotational):
     """The one class a device is tuned by when each class gets its own scheduler.
 
-    A named kind (nvme, virtio) wins over rotational and nonrotational; ``rotational`` is True,
-    False or None (unknown, counted as nonrotational). Virtual kinds (VIRTUAL_KINDS) get a class
-    too; leaving them out is the caller's choice.
+    A named kind (nvme, virtio) belongs to its own class only, so a device of that kind is left
+    alone when its class is not tuned (the same rule as :func:`class_excludes`); ``rotational`` is
+    True, False or None (unknown, counted as nonrotational). Virtual kinds (VIRTUAL_KINDS) get a
+    class too; leaving them out is the caller's choice.
     """
     kind = device_kind(name)
     if kind in NAMED_KINDS:
@@ -161,16 +164,25 @@ def tuning_class(name, rotational):
     return "rotational" if rotational is True else "nonrotational"
 
 
-def class_excludes(device_class, tuned_classes):
+def class_excludes(device_class, tuned_classes=()):
     """Wildcards a ``device_class`` selection excludes so that a device is tuned by one class only.
 
-    The named kinds (NAMED_KINDS) that are tuned themselves (in ``tuned_classes``) win over every
-    other class, so a rotational virtio disk gets the virtio scheduler, not the rotational one.
-    A named kind that is not tuned stays in the broader class.
+    This is the class precedence of per-class tuning, in one place:
+
+    * A named kind (NAMED_KINDS: NVMe namespaces, virtio disks) is tuned by its own class only.
+      ``rotational`` and ``nonrotational`` always exclude every named kind, whether or not its
+      class is in ``tuned_classes``, so a rotational virtio disk gets the virtio scheduler when
+      the virtio class is tuned and is left alone when it is not (it never falls back to the
+      rotational one). Naming such a device in ``devices`` still selects it.
+    * ``all`` is every non-virtual device (the io_scheduler module's ``device_class``): it only
+      leaves out the named kinds whose own class is tuned, which win over it.
+    * A named kind's own class excludes nothing.
     """
     if device_class in NAMED_KINDS:
         return []
-    return [named.wildcard for kind, named in NAMED_KINDS.items() if kind in tuned_classes]
+    if device_class == "all":
+        return [named.wildcard for kind, named in NAMED_KINDS.items() if kind in tuned_classes]
+    return [named.wildcard for named in NAMED_KINDS.values()]
 
 
 def is_glob(pattern):

@@ -114,12 +114,16 @@ def test_recommended_scheduler_errors(args, match):
             ["nvme*", "vd*"],
         ),
         ({"nvme": "none", "virtio": "none", "rotational": "mq-deadline"}, "nonrotational", ["nvme*", "vd*"]),
-        ({"nvme": "none", "virtio": None, "rotational": "mq-deadline"}, "rotational", ["nvme*"]),  # virtio stays in
-        ({"nvme": None, "virtio": "mq-deadline", "rotational": None}, "rotational", ["vd*"]),
+        # A null named kind is left alone: the rotational classes exclude it all the same.
+        ({"nvme": "none", "virtio": None, "rotational": "mq-deadline"}, "rotational", ["nvme*", "vd*"]),
+        ({"nvme": None, "virtio": "none", "nonrotational": "none"}, "nonrotational", ["nvme*", "vd*"]),
+        ({"nvme": None, "virtio": "mq-deadline", "rotational": None}, "rotational", ["nvme*", "vd*"]),
+        ({"nvme": None, "virtio": None, "rotational": "mq-deadline"}, "rotational", ["nvme*", "vd*"]),
         ({"nvme": "none", "virtio": "none"}, "nvme", []),
         ({"nvme": "none", "virtio": "none"}, "virtio", []),
-        ({"nvme": None, "virtio": None, "rotational": "mq-deadline"}, "rotational", []),
+        # 'all' is every non-virtual disk, minus the named kinds tuned by their own class.
         ({}, "all", []),
+        ({"nvme": "none", "virtio": None, "all": "mq-deadline"}, "all", ["nvme*"]),
     ],
 )
 def test_disk_class_excludes(schedulers, device_class, expected):
@@ -138,9 +142,21 @@ def test_disk_class_excludes_errors(args, match):
         disk_class_excludes(*args)
 
 
-def test_disk_class_excludes_keeps_each_device_in_one_class():
-    """What the role selects with the filter's excludes is what tuning_class says, device by device."""
-    schedulers = {"nvme": "none", "virtio": "none", "rotational": "mq-deadline", "nonrotational": "none"}
+@pytest.mark.parametrize(
+    "schedulers",
+    [
+        {"nvme": "none", "virtio": "none", "rotational": "mq-deadline", "nonrotational": "none"},
+        {"nvme": "none", "virtio": None, "rotational": "mq-deadline", "nonrotational": "none"},
+        {"nvme": None, "virtio": "none", "rotational": "mq-deadline", "nonrotational": "none"},
+        {"nvme": None, "virtio": None, "rotational": "mq-deadline", "nonrotational": None},
+        DEFAULT_RECOMMENDATIONS,
+    ],
+)
+def test_disk_class_excludes_keeps_each_device_in_one_class(schedulers):
+    """What the role selects with the filter's excludes is what tuning_class says, device by device.
+
+    A device whose class is not tuned (null) is selected by no class at all: it is left alone.
+    """
     devices = {
         "nvme0n1": False,
         "nvme1n1": True,
@@ -150,12 +166,37 @@ def test_disk_class_excludes_keeps_each_device_in_one_class():
         "sdb": False,
         "mmcblk0": False,
     }
+    tuned = [cls for cls, scheduler in schedulers.items() if scheduler is not None]
     for name, rotational in devices.items():
         dev = {"kind": bd.device_kind(name), "rotational": rotational}
         tuned_by = [
             cls
-            for cls in schedulers
+            for cls in tuned
             if cls in bd.device_classes(dev)
             and not any(fnmatch.fnmatchcase(name, p) for p in disk_class_excludes(schedulers, cls))
         ]
-        assert tuned_by == [bd.tuning_class(name, rotational)], name
+        own = bd.tuning_class(name, rotational)
+        assert tuned_by == ([own] if own in tuned else []), name
+
+
+def test_disk_class_excludes_agrees_with_recommended_scheduler():
+    """The role (class selection with the filter's excludes) and recommended_scheduler pick the same devices."""
+    for schedulers in (
+        {"nvme": None, "virtio": None, "rotational": "mq-deadline", "nonrotational": "none"},
+        {"nvme": "none", "virtio": None, "rotational": "bfq", "nonrotational": None},
+    ):
+        recommended = recommended_scheduler(DEVICES, schedulers)
+        selected = {}
+        for cls, scheduler in schedulers.items():
+            if scheduler is None:
+                continue
+            for name, facts in DEVICES.items():
+                dev = {"kind": bd.device_kind(name), "rotational": facts["rotational"] == "1"}
+                if not facts["scheduler_mode"]:
+                    continue
+                if cls in bd.device_classes(dev) and not any(
+                    fnmatch.fnmatchcase(name, p) for p in disk_class_excludes(schedulers, cls)
+                ):
+                    assert name not in selected, name
+                    selected[name] = scheduler
+        assert selected == recommended, schedulers

@@ -158,12 +158,37 @@ def test_tuning_class(name, rotational, expected):
     ("device_class", "tuned", "expected"),
     [
         ("rotational", ["nvme", "virtio", "rotational"], ["nvme*", "vd*"]),
-        ("nonrotational", ["virtio", "nonrotational"], ["vd*"]),
+        # The rotational classes exclude every named kind, tuned or not: a named kind whose own class
+        # is not tuned is left alone, not tuned by the broader class.
+        ("nonrotational", ["virtio", "nonrotational"], ["nvme*", "vd*"]),
+        ("rotational", ["rotational"], ["nvme*", "vd*"]),
+        ("rotational", [], ["nvme*", "vd*"]),
+        # 'all' is every non-virtual disk: it leaves out only the named kinds tuned by their own class.
         ("all", ["nvme"], ["nvme*"]),
+        ("all", ["nvme", "virtio"], ["nvme*", "vd*"]),
+        ("all", [], []),
         ("nvme", ["nvme", "virtio"], []),
         ("virtio", ["nvme", "virtio"], []),
-        ("rotational", ["rotational"], []),
+        ("virtio", [], []),
     ],
 )
 def test_class_excludes(device_class, tuned, expected):
     assert bd.class_excludes(device_class, tuned) == expected
+
+
+@pytest.mark.parametrize(
+    ("device_class", "tuned", "expected"),
+    [
+        # virtio null, rotational mq-deadline: the rotational vda stays out of the rotational class.
+        ("rotational", ["nvme", "rotational"], ["sda"]),
+        # nvme null, nonrotational tuned: the non-rotational NVMe namespaces stay out of it.
+        ("nonrotational", ["virtio", "nonrotational"], []),
+        ("rotational", ["nvme", "virtio", "rotational"], ["sda"]),
+    ],
+)
+def test_class_excludes_leave_untuned_named_kinds_alone(host, device_class, tuned, expected):
+    state = sysfs.read_block_devices(str(host))
+    assert state["vda"]["rotational"] is True  # as QEMU reports virtio disks
+    assert state["nvme0n1"]["rotational"] is False
+    exclude = bd.class_excludes(device_class, tuned)
+    assert bd.select_devices(state, device_class=device_class, exclude=exclude) == expected

@@ -39,6 +39,7 @@ import json
 import os
 import random
 import re
+import select
 import socket
 import socketserver
 import struct
@@ -775,6 +776,16 @@ def _copy_body(src, dst, headers, until_close):
     return True
 
 
+def upstream_closed(sock):
+    """True when the engine closed ``sock`` (or it broke) while it was idle between two requests. The engine sends
+    nothing unasked, so an idle connection that is readable at all is at its end (or out of step): not for reuse."""
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class EngineProxy:
     """A unix socket in front of the engine's: every request passes unchanged, except the creation of a function
     service, which is made dnsrr from the start. faas-swarm talks to it (DOCKER_HOST), so its function services never
@@ -809,23 +820,33 @@ class EngineProxy:
             self.server.close()
 
     def _serve(self, client):
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream = u_in = u_out = None
         try:
-            upstream.connect(self.engine_path)
             c_in, c_out = client.makefile("rb"), client.makefile("wb")
-            u_in, u_out = upstream.makefile("rb"), upstream.makefile("wb")
-            while self._one(c_in, c_out, u_in, u_out):
-                pass
+            while True:
+                head = _read_head(c_in)
+                if not head:
+                    return
+                # The engine's connection is opened for the request that needs it, and opened again when the engine
+                # closed it while the client's connection sat idle: the client keeps its connection to this proxy
+                # alive and cannot see that. Passing the request on to the closed connection failed it (a broken pipe,
+                # and the client's "connection closed without response"): faas-swarm answered a deploy with 500.
+                if upstream is None or upstream_closed(upstream):
+                    if upstream is not None:
+                        upstream.close()
+                    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    upstream.connect(self.engine_path)
+                    u_in, u_out = upstream.makefile("rb"), upstream.makefile("wb")
+                if not self._one(head, c_in, c_out, u_in, u_out):
+                    return
         except (OSError, ValueError) as exc:
             self.log(f"engine proxy: {exc}")
         finally:
-            upstream.close()
+            if upstream is not None:
+                upstream.close()
             client.close()
 
-    def _one(self, c_in, c_out, u_in, u_out):
-        head = _read_head(c_in)
-        if not head:
-            return False
+    def _one(self, head, c_in, c_out, u_in, u_out):
         method, target = head[0].decode("latin-1").split(" ", 2)[:2]
         headers = _headers(head)
         if method == "POST" and SERVICE_CREATE.match(urllib.parse.urlsplit(target).path):

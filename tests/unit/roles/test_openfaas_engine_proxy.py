@@ -6,6 +6,7 @@ chunked answer and one delimited by the close of the connection.
 """
 
 import copy
+import json
 import os
 import socket
 import threading
@@ -135,3 +136,86 @@ def test_the_socket_is_private_and_replaces_a_stale_one(ep, tmp_path):
         assert oct(os.stat(path).st_mode & 0o777) == "0o660"
     finally:
         proxy.stop()
+
+
+def closing_engine(path):
+    """A unix socket server that answers one request per connection and then closes that connection, as the engine
+    did with connections that sat idle; returns the request lines it saw, one list per connection."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    connections = []
+    closed = threading.Event()
+
+    def serve():
+        while True:
+            try:
+                conn, _addr = server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as stream:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = stream.readline()
+                    if not line:
+                        break
+                    head += line
+                if not head:
+                    continue
+                connections.append([head.split(b"\r\n")[0]])
+                body = b'{"Id": "%d"}' % len(connections)
+                conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                conn.shutdown(socket.SHUT_RDWR)
+            closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, connections, closed
+
+
+def read_answer(stream):
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = stream.readline()
+        assert line, "the proxy closed the client's connection without an answer"
+        head += line
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return head.split(b"\r\n")[0], stream.read(length)
+
+
+def test_a_request_after_the_engine_closed_the_idle_connection_gets_a_new_one(ep, tmp_path):
+    # faas-swarm keeps its connection to the proxy alive; the engine had closed the proxy's connection behind it
+    # while it sat idle. The next request (a deploy) went to the closed connection: broken pipe, no answer, HTTP 500.
+    server, connections, closed = closing_engine(str(tmp_path / "engine.sock"))
+    lines = []
+    proxy = ep.EngineProxy(str(tmp_path / "p" / "engine.sock"), str(tmp_path / "engine.sock"), lines.append).start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(proxy.path)
+            stream = sock.makefile("rb")
+            sock.sendall(b"GET /v1.41/networks HTTP/1.1\r\nHost: docker\r\n\r\n")
+            assert read_answer(stream) == (b"HTTP/1.1 201 Created", b'{"Id": "1"}')
+            assert closed.wait(5)  # the engine's end is closed before the client's next request, as after an idle time
+            body = json.dumps(function_spec("idle-echo")).encode()
+            sock.sendall(
+                b"POST /v1.41/services/create HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            assert read_answer(stream) == (b"HTTP/1.1 201 Created", b'{"Id": "2"}')
+        assert connections == [[b"GET /v1.41/networks HTTP/1.1"], [b"POST /v1.41/services/create HTTP/1.1"]]
+        assert not [line for line in lines if line.startswith("engine proxy:")]
+    finally:
+        proxy.stop()
+        server.close()
+
+
+def test_an_idle_connection_counts_closed_once_its_peer_closed_it(ep):
+    left, right = socket.socketpair()
+    try:
+        assert ep.upstream_closed(left) is False  # open and quiet: reused
+        right.sendall(b"x")
+        assert ep.upstream_closed(left) is True  # data nobody asked for: out of step, not reused
+        left.recv(1)
+        right.close()
+        assert ep.upstream_closed(left) is True  # end of file
+    finally:
+        left.close()

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -170,27 +171,105 @@ class UpstreamError(Exception):
     """The upstream could not be reached or did not answer in time."""
 
 
-def http_request(url, method="GET", body=b"", headers=(), timeout=10.0):
-    """Send one HTTP request once (no retry, as every OpenFaaS client here) and return
-    (status, [(header, value)], body); connection failures and timeouts raise UpstreamError."""
+# Go's net.Dialer (net/dial.go, partialDeadline): when a name resolves to several addresses they are dialled one
+# after another, each with an equal share of the time left but at least this much (or all of it when less is left).
+GO_DIAL_SANE_MINIMUM = 2.0
+# Go's http.Transport drops an idle kept-alive connection after IdleConnTimeout (90 s in gw/types/proxy_client.go).
+IDLE_CONN_TIMEOUT = 90.0
+
+
+def partial_deadline(now, deadline, addresses_remaining):
+    """Go's net partialDeadline: the deadline for dialling the next of ``addresses_remaining`` addresses when the
+    whole dial must end by ``deadline``; None when no time is left (Go's "i/o timeout")."""
+    time_remaining = deadline - now
+    if time_remaining <= 0:
+        return None
+    timeout = time_remaining / addresses_remaining
+    if timeout < GO_DIAL_SANE_MINIMUM:
+        timeout = time_remaining if time_remaining < GO_DIAL_SANE_MINIMUM else GO_DIAL_SANE_MINIMUM
+    return now + timeout
+
+
+def _resolve(host, port):
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _connect_one(address, timeout):
+    family, kind, proto, _name, sockaddr = address
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(sockaddr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Go's TCPConn default
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def go_dial(host, port, timeout, resolve=None, connect=None, clock=time.monotonic):
+    """Connect like Go's net.Dialer{Timeout: timeout}: resolve every address, dial them serially, each with its
+    partial_deadline(); return the first socket that connects, else raise the FIRST error (Go's dialSerial).
+    Unlike socket.create_connection, a silent address does not get the whole timeout. (Go races IPv4 against
+    IPv6 when a name has both; the doubles' names have IPv4 addresses only, so that is not imitated.)"""
+    resolve, connect = resolve or _resolve, connect or _connect_one
+    deadline = clock() + timeout
+    addresses = resolve(host, port)
+    first_error = None
+    for index, address in enumerate(addresses):
+        now = clock()
+        until = partial_deadline(now, deadline, len(addresses) - index)
+        if until is None:
+            first_error = first_error or socket.timeout("i/o timeout")
+            break
+        try:
+            return connect(address, until - now)
+        except OSError as exc:
+            first_error = first_error or exc
+    raise first_error or OSError(f"no suitable address found for {host}")
+
+
+class _GoDialConnection(http.client.HTTPConnection):
+    """http.client's connection, connecting with go_dial() instead of socket.create_connection()."""
+
+    def connect(self):
+        self.sock = go_dial(self.host, self.port, self.timeout)
+        self.sock.settimeout(self.timeout)
+
+
+def _split_url(url):
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UpstreamError(f"unsupported upstream URL {url!r}: only http://host[:port]/path is supported")
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    return parts.hostname, parts.port or 80, parts.netloc, target
+
+
+def _send(conn, method, target, body, headers):
+    conn.putrequest(method, target, skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body if body else None)
+
+
+def http_request(url, method="GET", body=b"", headers=(), timeout=10.0, dial_timeout=None):
+    """Send one HTTP request once on a new connection (no retry, no keep-alive: the clients that OpenFaaS builds
+    per call) and return (status, [(header, value)], body); connection failures and timeouts raise UpstreamError.
+    The connect is Go's serial dial (go_dial) within dial_timeout (default: timeout), as every OpenFaaS component
+    here is a Go net/http client; timeout then bounds each read and write."""
+    host, port, netloc, target = _split_url(url)
+    conn = _GoDialConnection(host, port, timeout=timeout)
     try:
-        conn.connect()
+        conn.sock = go_dial(host, port, timeout if dial_timeout is None else dial_timeout)
+        conn.sock.settimeout(timeout)
     except (OSError, socket.timeout) as exc:
         conn.close()
-        raise UpstreamError(f"cannot connect to {parts.netloc}: {exc}") from None
+        raise UpstreamError(f"cannot connect to {netloc}: {exc}") from None
     try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body if body else None)
+        _send(conn, method, target, body, headers)
         response = conn.getresponse()
         data = response.read()
         return response.status, list(response.getheaders()), data
@@ -198,6 +277,167 @@ def http_request(url, method="GET", body=b"", headers=(), timeout=10.0):
         raise UpstreamError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
     finally:
         conn.close()
+
+
+class _NothingReceived(Exception):
+    """The request failed before any byte of an answer arrived (safe to replay a GET/HEAD)."""
+
+    def __init__(self, cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _readable(sock):
+    """True when an idle connection has something to read: the peer closed it (EOF) or sent bytes nobody asked
+    for. Either way it cannot carry the next request (Go's persistConn notices this in its background read)."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform, or the socket is closed
+        try:
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+
+class Transport:
+    """A keep-alive HTTP/1.1 client shared by threads, in the manner of Go's http.Transport as the gateway
+    configures it (gw/types/proxy_client.go): idle connections pooled per (host, port), at most
+    ``max_idle_per_host`` per host (0: Go's DefaultMaxIdleConnsPerHost, 2) and ``max_idle`` in all (0: no
+    limit; over it the oldest idle one is closed), dropped after ``idle_timeout``; the most recently returned one
+    is reused first; an idle connection the server closed (readable) is dropped, not used; a response with
+    "Connection: close", from HTTP/1.0 without keep-alive or delimited by the close, is not pooled. New
+    connections use go_dial(). A GET/HEAD that fails on a REUSED connection before any answer is sent once more
+    on a new connection; nothing else is retried (Go does not replay a request with a body it cannot rewind).
+    request() returns what http_request() returns and raises UpstreamError alike."""
+
+    def __init__(self, max_idle=1024, max_idle_per_host=1024, idle_timeout=IDLE_CONN_TIMEOUT, clock=time.monotonic):
+        self.max_idle = max_idle
+        self.max_idle_per_host = max_idle_per_host if max_idle_per_host != 0 else 2
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.idle = {}  # (host, port) -> [(returned_at, conn), ...], most recently returned last
+        self.dials = 0  # connections opened so far
+
+    def idle_count(self, key=None):
+        with self.lock:
+            if key is not None:
+                return len(self.idle.get(key, ()))
+            return sum(len(conns) for conns in self.idle.values())
+
+    def close_idle(self):
+        with self.lock:
+            pools, self.idle = self.idle, {}
+        for conns in pools.values():
+            for _at, conn in conns:
+                conn.close()
+
+    def _expire(self, now):
+        """Drop idle connections older than idle_timeout (Go: a timer per idle connection); holds the lock."""
+        expired = []
+        for key in list(self.idle):
+            keep = [(at, conn) for at, conn in self.idle[key] if now - at < self.idle_timeout]
+            expired += [conn for at, conn in self.idle[key] if now - at >= self.idle_timeout]
+            if keep:
+                self.idle[key] = keep
+            else:
+                del self.idle[key]
+        return expired
+
+    def _take(self, key):
+        """The most recently returned usable idle connection to key, or None."""
+        stale = []
+        found = None
+        with self.lock:
+            stale = self._expire(self.clock())
+            conns = self.idle.get(key, [])
+            while conns and found is None:
+                _at, conn = conns.pop()
+                if conn.sock is None or _readable(conn.sock):
+                    stale.append(conn)
+                else:
+                    found = conn
+            if not conns:
+                self.idle.pop(key, None)
+        for conn in stale:
+            conn.close()
+        return found
+
+    def _put(self, key, conn):
+        """Go's tryPutIdleConn: refused when the host has max_idle_per_host idle already; over max_idle in all
+        the oldest idle connection (of any host) is closed."""
+        surplus = []
+        with self.lock:
+            now = self.clock()
+            surplus = self._expire(now)
+            conns = self.idle.setdefault(key, [])
+            if len(conns) >= self.max_idle_per_host:
+                surplus.append(conn)
+                if not conns:
+                    del self.idle[key]
+            else:
+                conns.append((now, conn))
+                total = sum(len(c) for c in self.idle.values())
+                while self.max_idle != 0 and total > max(self.max_idle, 0):
+                    oldest = min(self.idle, key=lambda k: self.idle[k][0][0])
+                    surplus.append(self.idle[oldest].pop(0)[1])
+                    if not self.idle[oldest]:
+                        del self.idle[oldest]
+                    total -= 1
+        for extra in surplus:
+            extra.close()
+
+    def _dial(self, host, port, netloc, timeout):
+        conn = _GoDialConnection(host, port, timeout=timeout)
+        try:
+            conn.connect()
+        except (OSError, socket.timeout) as exc:
+            conn.close()
+            raise UpstreamError(f"cannot connect to {netloc}: {exc}") from None
+        with self.lock:
+            self.dials += 1
+        return conn
+
+    def _exchange(self, conn, key, method, target, body, headers, timeout, url):
+        try:
+            conn.sock.settimeout(timeout)
+            _send(conn, method, target, body, headers)
+            response = conn.getresponse()
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as exc:
+            conn.close()
+            raise _NothingReceived(exc) from None
+        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            conn.close()
+            raise UpstreamError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
+        try:
+            data = response.read()  # the whole body (Content-Length, chunked or up to the close)
+        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            conn.close()
+            raise UpstreamError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
+        result = response.status, list(response.getheaders()), data
+        if response.will_close or conn.sock is None:
+            conn.close()  # Connection: close, HTTP/1.0 without keep-alive, or a body that ended with the close
+        else:
+            self._put(key, conn)
+        return result
+
+    def request(self, url, method="GET", body=b"", headers=(), timeout=10.0):
+        host, port, netloc, target = _split_url(url)
+        key = (host, port)
+        conn = self._take(key)
+        if conn is not None:
+            try:
+                return self._exchange(conn, key, method, target, body, headers, timeout, url)
+            except _NothingReceived as exc:
+                if method not in ("GET", "HEAD"):
+                    raise UpstreamError(f"{method} {url} failed: {exc.cause or type(exc.cause).__name__}") from None
+        conn = self._dial(host, port, netloc, timeout)
+        try:
+            return self._exchange(conn, key, method, target, body, headers, timeout, url)
+        except _NothingReceived as exc:
+            raise UpstreamError(f"{method} {url} failed: {exc.cause or type(exc.cause).__name__}") from None
 
 
 def http_json(url, method="GET", payload=None, headers=(), timeout=10.0):

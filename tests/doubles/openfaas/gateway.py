@@ -19,6 +19,12 @@
 #             functions_provider_url with the gateway's credentials; /system/functions GET adds invocationCount.
 #   POST /system/alert  Alertmanager webhook, gw/handlers/alerthandler.go (step = ceil(max * factor / 100)).
 #   :8082 /metrics, /healthz only (gw/main.go:275-296); 8080 has no /metrics.
+#   upstream connections: functions, /system routes, /healthz and the external auth call share ONE keep-alive
+#             client (gw/types/proxy_client.go:14-49, gw/main.go:72-75): idle connections pooled per host:port up to
+#             max_idle_conns_per_host / max_idle_conns (default 1024, gw/types/readconfig.go:144-165), kept 90 s,
+#             most recent reused first, none reused after "Connection: close"; new ones dialled the Go way, each
+#             resolved address in turn with its share of upstream_timeout (at least 2 s), not the whole of it.
+#             The plugin calls (get/set replicas, gw/plugin/external.go) open a new connection each time.
 """OpenFaaS gateway test double."""
 
 import base64
@@ -51,6 +57,10 @@ class Config:
     """gw/types/readconfig.go:56-180 (timeouts: whole seconds or Go durations, default 8s, bad values fall back)."""
 
     def __init__(self, env):
+        # gw/types/readconfig.go:144-165: 1024 each unless set; not an integer (strconv.Atoi) is an error that
+        # gw/main.go:29-34 turns into log.Fatalln before anything else is checked.
+        self.max_idle_conns = self.idle_setting(env, "max_idle_conns")
+        self.max_idle_conns_per_host = self.idle_setting(env, "max_idle_conns_per_host")
         self.provider_url = env.get("functions_provider_url", "")
         if not self.provider_url.startswith("http://"):
             # gw/main.go:39-41
@@ -80,6 +90,15 @@ class Config:
                 )
             except doublelib.ConfigError as exc:
                 doublelib.fatal(COMPONENT, str(exc), code=2)  # gw/main.go:53-57: log.Panicf
+
+    @staticmethod
+    def idle_setting(env, name):
+        raw = env.get(name, "")
+        if not raw:
+            return 1024
+        if not re.fullmatch(r"[+-]?\d+", raw) or not -(2**63) <= int(raw) < 2**63:
+            doublelib.fatal(COMPONENT, f"invalid value for {name}: {raw}")
+        return int(raw)
 
     def function_base(self, name):
         """gw/handlers/forwarding_proxy.go:168-206: the provider, or the function as host (direct_functions)."""
@@ -173,6 +192,10 @@ class GatewayHandler(doublelib.Handler):
     config = None
     metrics = None
     nats = None
+    # gw/main.go:72-75 and gw/types/proxy_client.go:14-49: ONE keep-alive client (the Go http.DefaultClient with a
+    # pooled Transport) for functions, /system routes, /healthz and, being http.DefaultClient, the external auth
+    # handler (gw/handlers/external_auth.go:24). Built in main(); the scaler's plugin calls do not use it.
+    transport = None
     scale_cache = {}  # gw/scaling/function_cache.go: name -> (time, query)
     queue_cache = {}  # a second cache of the same kind for async lookups (gw/main.go:163-164)
     cache_lock = threading.Lock()
@@ -233,7 +256,7 @@ class GatewayHandler(doublelib.Handler):
         headers = doublelib.forwardable_headers(self.headers)
         data = body if cfg.auth_pass_body else b""
         try:
-            status, resp_headers, resp_body = doublelib.http_request(
+            status, resp_headers, resp_body = self.transport.request(
                 cfg.auth_proxy_url, "GET", data, headers, cfg.upstream_timeout
             )
         except doublelib.UpstreamError as exc:
@@ -257,7 +280,8 @@ class GatewayHandler(doublelib.Handler):
         if auth:
             headers = [(k, v) for k, v in headers if k.lower() != "authorization"] + self.provider_headers()
         try:
-            status, resp_headers, data = doublelib.http_request(
+            # forwarding_proxy.go:127-130: proxyClient.Do on the shared pooled client (gw/main.go:72-75)
+            status, resp_headers, data = self.transport.request(
                 url, self.command, body, headers, self.config.upstream_timeout
             )
         except doublelib.UpstreamError as exc:
@@ -330,7 +354,8 @@ class GatewayHandler(doublelib.Handler):
         double counts itself). Anything but a 200 list is passed through as the provider sent it."""
         url = self.config.provider_url + "system/functions"
         try:
-            status, headers, data = doublelib.http_request(
+            # gw/main.go:117,178: a forwarding proxy handler, so the shared pooled client too
+            status, headers, data = self.transport.request(
                 url, "GET", b"", self.provider_headers(), self.config.upstream_timeout
             )
         except doublelib.UpstreamError:
@@ -513,6 +538,7 @@ def main():
     config = Config(os.environ)
     GatewayHandler.config = config
     GatewayHandler.metrics = Metrics()
+    GatewayHandler.transport = doublelib.Transport(config.max_idle_conns, config.max_idle_conns_per_host)
     GatewayHandler.timeout = max(config.read_timeout, config.write_timeout, config.upstream_timeout) + 1
     MetricsHandler.config = config  # provider_headers() reads it
     if config.nats_address:  # gw/main.go:151-161: connect first; a failure is log.Fatalln (exit 1)

@@ -27,6 +27,7 @@ import time
 import doublelib
 
 COMPONENT = "queue-worker"
+DIAL_TIMEOUT = 30.0  # qw/main.go:232-243: makeClient, net.Dialer{Timeout: 30 * time.Second}, keep-alives off
 
 
 def _go_duration(name, default):
@@ -91,9 +92,10 @@ def invoke(config, message):
     headers = [(k, v) for k, values in (message.get("headers") or {}).items() for v in values]
     headers = [(k, v) for k, v in headers if k.lower() not in doublelib.HOP_BY_HOP]
     try:
-        # no client timeout upstream (only a 30 s dial timeout); ack_wait bounds it in practice: redelivery
+        # no client timeout upstream (only a 30 s dial timeout, Go's serial dial: qw/main.go:232-238); ack_wait
+        # bounds it in practice: redelivery
         status, resp_headers, data = doublelib.http_request(
-            config.function_url(message), "POST", body, headers, timeout=3600
+            config.function_url(message), "POST", body, headers, timeout=3600, dial_timeout=DIAL_TIMEOUT
         )
     except doublelib.UpstreamError as exc:
         doublelib.log(COMPONENT, f"Error invoking {message['function']}, error: {exc}")
@@ -118,7 +120,7 @@ def post_callback(message, status, resp_headers, data, started):
     headers = [(k, v) for k, v in headers if k.lower() not in {o.lower() for o in overrides}]
     headers += list(overrides.items())
     try:
-        code, _h, _b = doublelib.http_request(url, "POST", data, headers, timeout=3600)
+        code, _h, _b = doublelib.http_request(url, "POST", data, headers, timeout=3600, dial_timeout=DIAL_TIMEOUT)
         doublelib.log(COMPONENT, f"Posted result for {message['function']} to callback-url: {url}, status: {code}")
     except doublelib.UpstreamError as exc:
         doublelib.log(COMPONENT, f"Error posting to callback-url: error posting result to URL {url} {exc}")

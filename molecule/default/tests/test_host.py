@@ -2,7 +2,7 @@
 own engine reports an active swarm member with the expected role, and a manager listens on the manager port at its
 advertised address only.
 
-verify.yml runs it first (molecule/shared/testinfra.yml); the cluster checks that start services and call
+verify.yml runs it first (molecule/common/testinfra.yml); the cluster checks that start services and call
 onmetal.faas.swarm_stack stay in verify.yml.
 """
 

@@ -3,7 +3,7 @@ services the openfaas role installs next to the swarm (the endpoint keeper with 
 engine proxy, the idler) run and are restarted by systemd, and the files that hold a credential or the engine's
 power are root's alone.
 
-verify.yml runs it first (molecule/shared/testinfra.yml); what goes through the gateway and the swarm's services over
+verify.yml runs it first (molecule/common/testinfra.yml); what goes through the gateway and the swarm's services over
 the network stays in the verify playbooks.
 """
 

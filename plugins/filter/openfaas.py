@@ -23,6 +23,14 @@ def timeout_chain(timeout, max_inflight=1, margin=5, overrides=None):
     return result
 
 
+def nginx_timeout_problems(proxy_read_timeout, proxy_send_timeout, gateway_write_timeout):
+    """gateway_nginx's proxy_read/proxy_send timeouts against the gateway's write timeout, by the chain's rule."""
+    try:
+        return _timeouts.check_nginx(proxy_read_timeout, proxy_send_timeout, gateway_write_timeout)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"nginx_timeout_problems: {exc}") from exc
+
+
 def _read_text(path):
     with open(path, encoding="utf-8") as handle:
         return handle.read()
@@ -50,4 +58,8 @@ class FilterModule:
     """OpenFaaS filters."""
 
     def filters(self):
-        return {"timeout_chain": timeout_chain, "openfaas_stack_functions": openfaas_stack_functions}
+        return {
+            "timeout_chain": timeout_chain,
+            "nginx_timeout_problems": nginx_timeout_problems,
+            "openfaas_stack_functions": openfaas_stack_functions,
+        }

@@ -103,7 +103,7 @@ def check(chain):
     for link in ("gateway_read_timeout", "gateway_write_timeout"):
         value = chain[link]
         need(
-            value < nginx,
+            nginx_outlasts(nginx, value),
             f"nginx proxy_read_timeout {nginx}s must be longer than the gateway's {link} {value}s, or nginx "
             f"returns 504 for calls the gateway still serves; raise nginx_proxy_read_timeout above {value}s",
         )
@@ -114,6 +114,35 @@ def check(chain):
         f"queue-worker ack_wait {ack}s is shorter than exec_timeout {exec_t}s x max_inflight {inflight}: NATS would "
         f"redeliver async calls that are still running; raise queue_ack_wait to at least {exec_t * inflight}s",
     )
+    return errors
+
+
+def nginx_outlasts(nginx, gateway):
+    """The chain's one rule between nginx and the gateway: nginx waits LONGER than the gateway may take.
+
+    Equal values would lose no call either (the gateway arms its write timeout when it has read the request headers,
+    nginx arms proxy_read_timeout only after it sent the whole request), but a bound with no margin gains nothing, so
+    the chain and gateway_nginx's own settings (``check_nginx``) both ask for more, and both through this function.
+    """
+    return gateway < nginx
+
+
+def check_nginx(proxy_read, proxy_send, gateway_write):
+    """gateway_nginx's own settings against the gateway's write timeout, by the chain's rule (``nginx_outlasts``):
+    one sentence per setting that breaks it, naming both values and the fix; empty when both hold."""
+    gateway = parse_seconds(gateway_write, "gateway_nginx_gateway_write_timeout")
+    errors = []
+    for name, value in (
+        ("gateway_nginx_proxy_read_timeout", proxy_read),
+        ("gateway_nginx_proxy_send_timeout", proxy_send),
+    ):
+        seconds = parse_seconds(value, name)
+        if not nginx_outlasts(seconds, gateway):
+            errors.append(
+                f"{name} ({seconds} s) must be longer than the gateway's write timeout "
+                f"gateway_nginx_gateway_write_timeout ({gateway} s), or nginx answers 504 to functions that the "
+                f"gateway still allows to run; raise it above {gateway}"
+            )
     return errors
 
 

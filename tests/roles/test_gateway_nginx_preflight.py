@@ -46,7 +46,21 @@ def test_write_timeout_comes_from_the_openfaas_inputs(run_play):
     assert rc != 0
     assert "gateway_nginx_gateway_write_timeout (305 s)" in text
     assert "310 s for openfaas_timeout 300" in text
-    assert "raise it to 305 or more" in text
+    assert "raise it above 305" in text
+
+
+def test_nginx_waiting_exactly_as_long_as_the_gateway_writes_is_refused(run_play):
+    """One rule with the chain (_timeouts.nginx_outlasts): nginx must wait longer than the gateway's write timeout;
+    the preflight used to accept equality in Jinja while the chain refused it."""
+    rc, out = run_play(INVENTORY, ROLE_PLAY, {"gateway_nginx_proxy_send_timeout": 65})
+    text = _flat(out)
+    assert rc != 0
+    assert (
+        "gateway_nginx_proxy_send_timeout (65 s) must be longer than the gateway's write timeout "
+        "gateway_nginx_gateway_write_timeout (65 s)" in text
+    )
+    assert "raise it above 65" in text
+    assert "gateway_nginx_proxy_read_timeout (" not in text  # the default read timeout (70 s) holds
 
 
 def test_overrides_that_break_the_chain_are_refused(run_play):

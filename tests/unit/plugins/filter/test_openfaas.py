@@ -24,3 +24,12 @@ def test_filter_reports_broken_links():
 def test_filter_turns_bad_values_into_filter_errors():
     with pytest.raises(AnsibleFilterError, match="timeout_chain: openfaas_timeout: expected seconds"):
         timeout_chain("soon")
+
+
+def test_nginx_timeout_problems_is_registered_and_uses_the_chain_rule():
+    filters = FilterModule().filters()
+    assert filters["nginx_timeout_problems"](70, 70, 65) == []
+    problems = filters["nginx_timeout_problems"](65, 70, 65)
+    assert len(problems) == 1 and "raise it above 65" in problems[0]
+    with pytest.raises(AnsibleFilterError, match="nginx_timeout_problems: gateway_nginx_proxy_read_timeout"):
+        filters["nginx_timeout_problems"](True, 70, 65)

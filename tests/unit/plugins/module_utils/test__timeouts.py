@@ -87,3 +87,30 @@ def test_max_inflight_must_be_positive(inflight):
 
 def test_go_duration():
     assert _timeouts.go_duration(65) == "65s"
+
+
+def test_nginx_must_outlast_the_gateway_one_rule_for_the_chain_and_gateway_nginx():
+    assert _timeouts.nginx_outlasts(70, 65) is True
+    assert _timeouts.nginx_outlasts(65, 65) is False  # equality: refused by both checks
+    chain_errors = _timeouts.check(_timeouts.derive(60, overrides={"nginx_proxy_read_timeout": 65}))
+    assert len(chain_errors) == 2  # against the gateway's read and write timeouts (65 s each)
+    assert _timeouts.check_nginx(65, 70, 65) == [
+        "gateway_nginx_proxy_read_timeout (65 s) must be longer than the gateway's write timeout "
+        "gateway_nginx_gateway_write_timeout (65 s), or nginx answers 504 to functions that the gateway still allows "
+        "to run; raise it above 65"
+    ]
+
+
+def test_check_nginx_names_each_broken_setting_and_takes_durations():
+    assert _timeouts.check_nginx("70", "1m10s", "65s") == []
+    errors = _timeouts.check_nginx(30, "1m", 65)
+    assert [e.split(" (")[0] for e in errors] == [
+        "gateway_nginx_proxy_read_timeout",
+        "gateway_nginx_proxy_send_timeout",
+    ]
+    assert "(30 s)" in errors[0] and "(60 s)" in errors[1]
+
+
+def test_check_nginx_refuses_values_that_are_not_seconds():
+    with pytest.raises(ValueError, match="gateway_nginx_proxy_send_timeout: expected seconds"):
+        _timeouts.check_nginx(70, "later", 65)

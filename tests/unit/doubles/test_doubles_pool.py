@@ -192,7 +192,7 @@ class FakeConn:
 
 def test_pool_is_lifo_and_keeps_its_limits():
     client = doublelib.Transport(max_idle=3, max_idle_per_host=2)
-    a, b, c, d, e = (FakeConn() for _ in range(5))
+    a, b, c, d, e = (FakeConn() for _index in range(5))
     client._put(("h1", 80), a)
     client._put(("h1", 80), b)
     client._put(("h1", 80), c)  # a third idle one for h1: refused (max_idle_per_host)
@@ -211,7 +211,7 @@ def test_pool_is_lifo_and_keeps_its_limits():
 def test_go_defaults_for_idle_limits():
     assert doublelib.Transport(0, 0).max_idle_per_host == 2  # Go's DefaultMaxIdleConnsPerHost
     client = doublelib.Transport(max_idle=0, max_idle_per_host=5)
-    conns = [FakeConn() for _ in range(5)]
+    conns = [FakeConn() for _index in range(5)]
     for conn in conns:
         client._put(("h", 1), conn)
     assert client.idle_count() == 5  # MaxIdleConns 0: no limit in all

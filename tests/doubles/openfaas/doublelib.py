@@ -230,11 +230,27 @@ def go_dial(host, port, timeout, resolve=None, connect=None, clock=time.monotoni
 
 
 class _GoDialConnection(http.client.HTTPConnection):
-    """http.client's connection, connecting with go_dial() instead of socket.create_connection()."""
+    """http.client's connection, connecting with go_dial() within ``dial_timeout`` (default: ``timeout``) instead of
+    socket.create_connection(); ``timeout`` then bounds each read and write."""
+
+    def __init__(self, host, port, timeout, dial_timeout=None):
+        super().__init__(host, port, timeout=timeout)
+        self.dial_timeout = timeout if dial_timeout is None else dial_timeout
 
     def connect(self):
-        self.sock = go_dial(self.host, self.port, self.timeout)
+        self.sock = go_dial(self.host, self.port, self.dial_timeout)
         self.sock.settimeout(self.timeout)
+
+
+def _open(host, port, netloc, timeout, dial_timeout=None):
+    """A connected _GoDialConnection, or UpstreamError naming ``netloc``."""
+    conn = _GoDialConnection(host, port, timeout, dial_timeout)
+    try:
+        conn.connect()
+    except (OSError, socket.timeout) as exc:
+        conn.close()
+        raise UpstreamError(f"cannot connect to {netloc}: {exc}") from None
+    return conn
 
 
 def _split_url(url):
@@ -261,13 +277,7 @@ def http_request(url, method="GET", body=b"", headers=(), timeout=10.0, dial_tim
     The connect is Go's serial dial (go_dial) within dial_timeout (default: timeout), as every OpenFaaS component
     here is a Go net/http client; timeout then bounds each read and write."""
     host, port, netloc, target = _split_url(url)
-    conn = _GoDialConnection(host, port, timeout=timeout)
-    try:
-        conn.sock = go_dial(host, port, timeout if dial_timeout is None else dial_timeout)
-        conn.sock.settimeout(timeout)
-    except (OSError, socket.timeout) as exc:
-        conn.close()
-        raise UpstreamError(f"cannot connect to {netloc}: {exc}") from None
+    conn = _open(host, port, netloc, timeout, dial_timeout)
     try:
         _send(conn, method, target, body, headers)
         response = conn.getresponse()
@@ -390,12 +400,7 @@ class Transport:
             extra.close()
 
     def _dial(self, host, port, netloc, timeout):
-        conn = _GoDialConnection(host, port, timeout=timeout)
-        try:
-            conn.connect()
-        except (OSError, socket.timeout) as exc:
-            conn.close()
-            raise UpstreamError(f"cannot connect to {netloc}: {exc}") from None
+        conn = _open(host, port, netloc, timeout)
         with self.lock:
             self.dials += 1
         return conn
